@@ -1,0 +1,73 @@
+// The event loop: a poller, a timer heap and a queue of finished operations.
+// It knows nothing about Lua: whoever starts an operation gives it an
+// on_complete callback, and the loop calls that once the result is known.
+#pragma once
+
+#include <memory>
+
+#include "sock/operation.hpp"
+#include "sock/poller.hpp"
+#include "sock/timer_heap.hpp"
+
+namespace sock {
+
+class Loop {
+ public:
+  explicit Loop(std::unique_ptr<Poller> poller);
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  Poller& poller() { return *poller_; }
+
+  // Try the op's syscall once, now. True if it finished (result in op).
+  // connect/readable/writable ops are never tried: they only wait.
+  static bool try_now(Operation& op);
+
+  // Wait for `op` (which would block) to finish; `expires` is a deadline in
+  // monotonic seconds, or < 0 for none. Returns 0 (op.on_complete will be
+  // called later) or -code when it cannot wait: -ERR_BUSY if another op
+  // already waits on the same side of the fd, -ETIMEDOUT if `expires` has
+  // already passed, or the backend's error.
+  int start(Operation& op, double expires);
+
+  // Withdraw a pending op; it completes with result -code.
+  void cancel(Operation& op, int code);
+
+  // Cancel whatever waits on `handle` with ERR_CLOSED and tell the backend
+  // the fd is going away. The caller closes the fd afterwards.
+  void close_handle(IoHandle& handle);
+
+  // Timers that are not tied to an op (sleeps). `t.on_fire` runs from run_once.
+  void add_timer(Timer& t, double when);
+  bool remove_timer(Timer& t);
+
+  // Backends call this for every op that finished.
+  void complete(Operation& op);
+
+  // Wait up to `timeout` seconds (< 0: until something happens) for I/O or a
+  // timer, then run the callbacks of everything that finished. Returns the
+  // number of callbacks run, or -errno from the poller.
+  int run_once(double timeout);
+
+  // Stop running callbacks in the current run_once; the rest run next time.
+  // (The binding uses it to raise a thread's error without losing work.)
+  void interrupt() { interrupted_ = true; }
+
+  size_t timers() const { return timers_.size(); }
+  bool has_ready() const { return ready_head_ != nullptr; }
+
+ private:
+  static void on_deadline(Timer* t);
+  void push_ready(Operation& op);
+  Operation* pop_ready();
+  int fire_timers(double now);
+
+  std::unique_ptr<Poller> poller_;
+  TimerHeap timers_;
+  Operation* ready_head_ = nullptr;
+  Operation* ready_tail_ = nullptr;
+  bool interrupted_ = false;
+};
+
+}  // namespace sock

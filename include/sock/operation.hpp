@@ -1,0 +1,85 @@
+// An I/O operation record and the per-fd state it hangs off. Both are plain
+// structs that live inside the socket object that owns them, so waiting for
+// I/O allocates nothing.
+//
+// The same record serves readiness backends (epoll, kqueue: the loop tries
+// the syscall, and on "would block" the backend performs it when the fd is
+// ready) and completion backends (io_uring, IOCP: the backend submits it and
+// the kernel reports the finished result).
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "sock/timer_heap.hpp"
+
+namespace sock {
+
+class Loop;
+struct Operation;
+
+enum class OpKind : uint8_t {
+  recv,      // one recv(): result = bytes (0 = end of stream)
+  recv_all,  // recv until `len` bytes or end of stream: result = bytes, `eof` set if it ended early
+  recvfrom,  // one recvfrom() into `addr`: result = bytes
+  send,      // one send(): result = bytes
+  send_all,  // send until all `len` bytes are gone: result = bytes
+  sendto,    // one sendto() to `addr`: result = bytes
+  accept,    // accept4() one connection: result = the new fd, peer in `addr`
+  connect,   // wait for a connect() in progress to finish: result = 0
+  readable,  // wait until the fd is readable: result = 0
+  writable,  // wait until the fd is writable: result = 0
+};
+
+// Whether an operation occupies the read side of its fd (else the write side).
+inline bool is_read_side(OpKind k) {
+  return k == OpKind::recv || k == OpKind::recv_all || k == OpKind::recvfrom ||
+         k == OpKind::accept || k == OpKind::readable;
+}
+
+// What a backend keeps per fd. One reader and one writer may wait at a time,
+// which is what full-duplex use (reads in one thread, writes in another) needs.
+struct IoHandle {
+  int fd = -1;
+  Operation* reader = nullptr;
+  Operation* writer = nullptr;
+  uint32_t backend_state = 0;  // backend bookkeeping, e.g. "registered with epoll"
+  uint32_t inflight = 0;       // completion backends: submissions the kernel still holds
+};
+
+struct Operation {
+  OpKind kind = OpKind::recv;
+  IoHandle* handle = nullptr;
+  Loop* loop = nullptr;
+
+  // Inputs.
+  char* buf = nullptr;
+  size_t len = 0;
+  int flags = 0;                       // MSG_* flags for the syscall
+  sockaddr_storage* addr = nullptr;    // sendto: destination; recvfrom/accept: source out
+  socklen_t addrlen = 0;
+
+  // Progress and result.
+  size_t done = 0;     // recv_all/send_all: bytes moved so far
+  long result = 0;     // >= 0 success value, < 0 is -code (errno or sock::ERR_*)
+  bool eof = false;    // recv_all: the stream ended before `len` bytes
+  bool pending = false;
+  int cancel_code = 0; // why the op was cancelled (ETIMEDOUT, ERR_CLOSED), 0 if not
+
+  // Completion: called from Loop::run_once once the op has finished.
+  void (*on_complete)(Operation*) = nullptr;
+  void* owner = nullptr;
+
+  Timer deadline;                  // armed when the op has an `expires`
+  Operation* next_ready = nullptr; // intrusive link in the loop's ready queue
+};
+
+// Perform the operation's syscall once, without blocking. Returns false when
+// it would block (the op stays as it was, progress kept), true when it
+// finished, successfully or not, with `result` set. Retries EINTR.
+bool perform(Operation& op);
+
+}  // namespace sock

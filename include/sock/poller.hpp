@@ -1,0 +1,54 @@
+// The poller interface: the one seam between the loop and the OS's event
+// mechanism. A backend is a page of code; which ones exist is decided at
+// build time, which one runs at start-up (see make_poller).
+#pragma once
+
+#include <memory>
+
+#include "sock/operation.hpp"
+
+namespace sock {
+
+class Poller {
+ public:
+  virtual ~Poller() = default;
+
+  virtual const char* name() const = 0;
+
+  // An fd that becomes readable when the poller has something to report, so
+  // a host program can watch it in its own event loop; -1 if there is none.
+  virtual int fd() const = 0;
+
+  // Start waiting for `op`, which has already been tried once and would have
+  // blocked (readiness backends), or hand it to the kernel (completion
+  // backends). The loop has already put it in its handle's reader/writer
+  // slot. Returns 0, or -errno if it cannot be started at all.
+  virtual int submit(Operation& op) = 0;
+
+  // Withdraw a pending op. Returns true if it is withdrawn now (the loop then
+  // completes it with its cancel code); false if withdrawal is in flight and
+  // the op will still be passed to Loop::complete later.
+  virtual bool cancel(Operation& op) = 0;
+
+  // The handle's fd is about to be closed; no op of it is pending any more.
+  virtual void forget(IoHandle& handle) = 0;
+
+  // Wait up to timeout_ms (-1: forever, 0: just look) and hand every finished
+  // op to Loop::complete. Returns the number of OS events seen, or -errno.
+  virtual int wait(int timeout_ms) = 0;
+
+  // Set by the loop that owns this poller.
+  Loop* loop = nullptr;
+};
+
+// Backends. Each returns nullptr (and sets *err to a reason) when it cannot
+// run on this machine.
+std::unique_ptr<Poller> make_epoll_poller(int* err);
+std::unique_ptr<Poller> make_uring_poller(int* err);
+
+// The backend named `name` ("epoll", "io_uring"), or the default for this
+// platform when name is null or empty. Falls back to the default when the one
+// asked for cannot be set up, and then says why in *fallback_reason.
+std::unique_ptr<Poller> make_poller(const char* name, const char** fallback_reason);
+
+}  // namespace sock

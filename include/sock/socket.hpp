@@ -1,0 +1,51 @@
+// Sockets: RAII over a non-blocking, close-on-exec fd, plus the few blocking-
+// free syscall wrappers the binding needs. Every function returns 0 (or a
+// value) on success and -errno on failure; none of them throws.
+#pragma once
+
+#include <sys/socket.h>
+
+#include "sock/operation.hpp"
+
+namespace sock {
+
+class Socket {
+ public:
+  Socket() = default;
+  ~Socket() { close(); }
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+
+  // Create an fd of the given kind; 0 or -errno.
+  int open(int family, int type, int protocol);
+  // Take ownership of an fd made elsewhere (accept, socketpair).
+  void adopt(int fd, int family, int type, int protocol);
+
+  bool is_open() const { return io.fd >= 0; }
+  int fd() const { return io.fd; }
+
+  int bind(const sockaddr* addr, socklen_t len);
+  int listen(int backlog);
+  // 0 when connected at once, -EINPROGRESS when the caller must wait for
+  // writability (an OpKind::connect), -errno on failure.
+  int connect(const sockaddr* addr, socklen_t len);
+  int shutdown(int how);
+  int local_address(sockaddr_storage& out, socklen_t& len) const;
+  int peer_address(sockaddr_storage& out, socklen_t& len) const;
+
+  // Close the fd (idempotent). The caller must have cancelled pending ops.
+  int close();
+
+  IoHandle io;  // the fd and what waits on it
+  int family = 0;
+  int type = 0;
+  int protocol = 0;
+};
+
+// A connected pair of sockets of the given type (AF_UNIX); 0 or -errno.
+int make_socketpair(int type, int fds[2]);
+
+// The largest listen backlog the system allows (somaxconn).
+int max_listen_backlog();
+
+}  // namespace sock

@@ -1,0 +1,233 @@
+-- The Lua half of the sock module: what is clearer in Lua than in C and is
+-- not on the hot path. It receives the module table the C half built and
+-- completes it. Compiled into the module: no file of it is needed at run time.
+local sock = ...
+
+local coroutine, select, setmetatable, type, error = coroutine, select, setmetatable, type, error
+local concat = table.concat
+local unpack = table.unpack or unpack
+local methods = sock._socket_methods
+
+local function pack(...) return {n = select('#', ...), ...} end
+
+-- LuaJIT: cdata buffers -----------------------------------------------------
+
+local ffi
+if type(jit) == 'table' then
+	local ok, m = pcall(require, 'ffi')
+	if ok then
+		ffi = m
+		local voidp = ffi.typeof('void*')
+		sock._set_cdata_converter(function(x) return ffi.cast(voidp, x) end)
+	end
+end
+
+-- A buffer holding string s, of the kind luapower code expects: cdata on
+-- LuaJIT, a sock.buffer elsewhere.
+local function buffer_of(s)
+	if ffi then
+		local b = ffi.new('uint8_t[?]', #s)
+		ffi.copy(b, s, #s)
+		return b
+	end
+	return sock.buffer(s)
+end
+
+local function buffer_string(buf, len)
+	if type(buf) == 'string' then return buf:sub(1, len) end
+	if ffi and type(buf) == 'cdata' then return ffi.string(buf, len) end
+	return buf:tostring(1, len)
+end
+
+-- Receiving in full --------------------------------------------------------
+
+-- tcp:recvn(buf, len, [expires]) -> buf, len | nil, err, read_len
+function methods.recvn(self, buf, len, expires)
+	local n, err, got = self:_recvn(buf, len, expires)
+	if not n then return nil, err, got end
+	return buf, n
+end
+
+-- tcp:recvall([expires]) -> buf, len | nil, err, buf, len
+function methods.recvall(self, expires)
+	local chunks, count, total = {}, 0, 0
+	local buf = sock.buffer(65536)
+	while true do
+		local len, err = self:recv(buf, 65536, expires)
+		if not len then
+			local s = concat(chunks)
+			return nil, err, buffer_of(s), #s
+		end
+		if len == 0 then break end
+		count = count + 1
+		chunks[count] = buf:tostring(1, len)
+		total = total + len
+	end
+	local s = concat(chunks)
+	return buffer_of(s), total
+end
+
+-- tcp:recvall_read([expires]) -> read | nil, err
+-- read(buf, size) copies up to size bytes into buf and returns how many (0
+-- at the end); read([size]) returns them as a string (nil at the end). The
+-- read function never yields, for APIs that cannot.
+function methods.recvall_read(self, expires)
+	local buf, len = self:recvall(expires)
+	if not buf then return nil, len end
+	local data = buffer_string(buf, len)
+	local pos = 1
+	return function(dst, size)
+		local left = #data - pos + 1
+		if dst == nil or type(dst) == 'number' then
+			if left <= 0 then return nil end
+			local n = dst and math.min(dst, left) or left
+			local s = data:sub(pos, pos + n - 1)
+			pos = pos + n
+			return s
+		end
+		local n = math.min(size or left, left)
+		if n <= 0 then return 0 end
+		local s = data:sub(pos, pos + n - 1)
+		if ffi and type(dst) == 'cdata' then
+			ffi.copy(dst, s, n)
+		else
+			dst:set(s)
+		end
+		pos = pos + n
+		return n
+	end
+end
+
+-- Threads -------------------------------------------------------------------
+
+-- sock.thread(f, ...) -> co: make a thread and run it until it first waits.
+function sock.thread(f, ...)
+	local co = sock.newthread(f)
+	sock.resume(co, ...)
+	return co
+end
+
+-- sock.run(f, ...) -> ...: run f inside a sock thread, polling until every
+-- thread is done; inside a thread already, just call f.
+function sock.run(f, ...)
+	if sock._running() then return f(...) end
+	local ret
+	sock.thread(function(...) ret = pack(f(...)) end, ...)
+	sock.start()
+	if ret then return unpack(ret, 1, ret.n) end
+end
+
+sock.yield = coroutine.yield
+
+-- Coroutines made inside a sock thread pass the scheduler's yields (waits,
+-- suspends, transfers) through to the thread, and resume with what it gets.
+local is_marker = sock._is_marker
+
+-- sock.cowrap(f) -> wrapper: like coroutine.wrap, but f may do I/O; its
+-- sock.yield(...) values are what the wrapper returns.
+function sock.cowrap(f)
+	local co = coroutine.create(f)
+	sock._allow_nested(co)
+	local function step(ok, ...)
+		if not ok then error((...), 0) end
+		if coroutine.status(co) ~= 'dead' and is_marker((...)) then
+			return step(coroutine.resume(co, coroutine.yield(...)))
+		end
+		return ...
+	end
+	return function(...)
+		return step(coroutine.resume(co, ...))
+	end
+end
+
+-- sock.pcall / sock.xpcall: protected calls that may wait. Lua 5.2+ and
+-- LuaJIT can yield across pcall; plain 5.1 cannot, so there the call runs in
+-- a coroutine of its own whose yields are passed through.
+local native_yieldable_pcall = not (_VERSION == 'Lua 5.1' and type(jit) ~= 'table')
+
+local function coroutine_pcall(handler, f, ...)
+	local co = coroutine.create(f)
+	sock._allow_nested(co)
+	local function step(ok, ...)
+		if not ok then
+			local err = ...
+			if handler then return false, handler(err) end
+			return false, err
+		end
+		if coroutine.status(co) == 'dead' then return true, ... end
+		return step(coroutine.resume(co, coroutine.yield(...)))
+	end
+	return step(coroutine.resume(co, ...))
+end
+
+if native_yieldable_pcall then
+	sock.pcall = pcall
+	if select(2, xpcall(function(a) return a end, function() end, true)) == true then
+		sock.xpcall = xpcall
+	else
+		sock.xpcall = function(f, handler, ...)
+			local args = pack(...)
+			return xpcall(function() return f(unpack(args, 1, args.n)) end, handler)
+		end
+	end
+else
+	function sock.pcall(f, ...) return coroutine_pcall(nil, f, ...) end
+	function sock.xpcall(f, handler, ...) return coroutine_pcall(handler, f, ...) end
+end
+
+-- Per-thread environment and finish hooks ------------------------------------
+
+sock.threadenv = setmetatable({}, {__mode = 'k'})
+
+-- sock.onthreadfinish(co, f): call f(co) when co ends (normally or by error).
+function sock.onthreadfinish(co, f)
+	local hooks = sock._finish_hooks()
+	local prev = hooks[co]
+	if prev then
+		hooks[co] = function(t) prev(t); f(t) end
+	else
+		hooks[co] = f
+	end
+end
+
+-- Timers ----------------------------------------------------------------------
+
+local CANCEL = {}
+local timer_methods = {}
+local timer_mt = {__index = timer_methods}
+
+-- sjt:cancel() -> true if the timer was still pending
+function timer_methods:cancel()
+	return self.job:wakeup(CANCEL)
+end
+
+-- sock.runat(t, f) -> sjt: run f in a new thread at clock t.
+function sock.runat(t, f)
+	local job = sock.sleep_job()
+	sock.thread(function()
+		if job:sleep_until(t) == CANCEL then return end
+		f()
+	end)
+	return setmetatable({job = job}, timer_mt)
+end
+
+function sock.runafter(s, f)
+	return sock.runat(sock.clock() + s, f)
+end
+
+-- sock.runevery(s, f) -> sjt: run f every s seconds until it returns false or
+-- the timer is cancelled. Ticks are scheduled from the start, so they do not drift.
+function sock.runevery(s, f)
+	local job = sock.sleep_job()
+	sock.thread(function()
+		local t = sock.clock()
+		while true do
+			t = t + s
+			if job:sleep_until(t) == CANCEL then return end
+			if f() == false then return end
+		end
+	end)
+	return setmetatable({job = job}, timer_mt)
+end
+
+return sock

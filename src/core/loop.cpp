@@ -1,0 +1,157 @@
+#include "sock/loop.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <cmath>
+
+#include "sock/clock.hpp"
+#include "sock/error.hpp"
+
+namespace sock {
+
+Loop::Loop(std::unique_ptr<Poller> poller) : poller_(std::move(poller)) { poller_->loop = this; }
+
+Loop::~Loop() = default;
+
+bool Loop::try_now(Operation& op) {
+  switch (op.kind) {
+    case OpKind::connect:
+    case OpKind::readable:
+    case OpKind::writable:
+      return false;
+    default:
+      return perform(op);
+  }
+}
+
+static Operation*& slot_of(Operation& op) {
+  return is_read_side(op.kind) ? op.handle->reader : op.handle->writer;
+}
+
+int Loop::start(Operation& op, double expires) {
+  op.loop = this;
+  op.cancel_code = 0;
+  if (expires >= 0 && expires <= monotonic_now()) return -ETIMEDOUT;
+  Operation*& slot = slot_of(op);
+  if (slot) return -ERR_BUSY;
+  slot = &op;
+  int rc = poller_->submit(op);
+  if (rc < 0) {
+    slot = nullptr;
+    return rc;
+  }
+  op.pending = true;
+  if (expires >= 0) {
+    op.deadline.owner = &op;
+    op.deadline.on_fire = on_deadline;
+    op.deadline.when = expires;
+    timers_.push(&op.deadline);
+  }
+  return 0;
+}
+
+void Loop::on_deadline(Timer* t) {
+  Operation* op = static_cast<Operation*>(t->owner);
+  op->loop->cancel(*op, ETIMEDOUT);
+}
+
+void Loop::cancel(Operation& op, int code) {
+  if (!op.pending || op.cancel_code) return;
+  op.cancel_code = code;
+  timers_.remove(&op.deadline);
+  if (poller_->cancel(op)) {
+    op.result = -code;
+    complete(op);
+  }
+}
+
+void Loop::close_handle(IoHandle& handle) {
+  if (handle.reader) cancel(*handle.reader, ERR_CLOSED);
+  if (handle.writer) cancel(*handle.writer, ERR_CLOSED);
+  poller_->forget(handle);
+}
+
+void Loop::complete(Operation& op) {
+  if (!op.pending) return;
+  // A completion backend reports a withdrawn op as ECANCELED; the caller
+  // wants to know why it was withdrawn.
+  if (op.cancel_code && op.result == -ECANCELED) op.result = -op.cancel_code;
+  Operation*& slot = slot_of(op);
+  if (slot == &op) slot = nullptr;
+  timers_.remove(&op.deadline);
+  op.pending = false;
+  push_ready(op);
+}
+
+void Loop::add_timer(Timer& t, double when) {
+  timers_.remove(&t);
+  t.when = when;
+  timers_.push(&t);
+}
+
+bool Loop::remove_timer(Timer& t) { return timers_.remove(&t); }
+
+void Loop::push_ready(Operation& op) {
+  op.next_ready = nullptr;
+  if (ready_tail_)
+    ready_tail_->next_ready = &op;
+  else
+    ready_head_ = &op;
+  ready_tail_ = &op;
+}
+
+Operation* Loop::pop_ready() {
+  Operation* op = ready_head_;
+  if (op) {
+    ready_head_ = op->next_ready;
+    if (!ready_head_) ready_tail_ = nullptr;
+    op->next_ready = nullptr;
+  }
+  return op;
+}
+
+int Loop::fire_timers(double now) {
+  // Only timers due now, and at most as many as there are: a callback that
+  // re-arms its timer for "now" must not keep this loop going forever.
+  size_t budget = timers_.size();
+  int fired = 0;
+  while (budget-- > 0 && !interrupted_) {
+    Timer* t = timers_.top();
+    if (!t || t->when > now) break;
+    timers_.pop();
+    t->on_fire(t);
+    fired++;
+  }
+  return fired;
+}
+
+int Loop::run_once(double timeout) {
+  interrupted_ = false;
+  int timeout_ms;
+  if (ready_head_) {
+    timeout_ms = 0;
+  } else {
+    double wait = timeout;
+    if (Timer* t = timers_.top()) {
+      double until = t->when - monotonic_now();
+      if (until < 0) until = 0;
+      if (wait < 0 || until < wait) wait = until;
+    }
+    if (wait < 0 || wait * 1000.0 >= (double)INT_MAX)
+      timeout_ms = -1;
+    else
+      timeout_ms = (int)std::ceil(wait * 1000.0);  // never wake before the deadline: no spinning
+  }
+  int n = poller_->wait(timeout_ms);
+  if (n < 0 && n != -EINTR) return n;
+  int ran = fire_timers(monotonic_now());
+  while (!interrupted_) {
+    Operation* op = pop_ready();
+    if (!op) break;
+    op->on_complete(op);
+    ran++;
+  }
+  return ran;
+}
+
+}  // namespace sock

@@ -1,0 +1,77 @@
+#include "sock/socket.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+namespace sock {
+
+static int check(int rc) { return rc < 0 ? -errno : rc; }
+
+int Socket::open(int family_, int type_, int protocol_) {
+  close();
+  int fd = ::socket(family_, type_ | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol_);
+  if (fd < 0) return -errno;
+  adopt(fd, family_, type_, protocol_);
+  return 0;
+}
+
+void Socket::adopt(int fd, int family_, int type_, int protocol_) {
+  io = IoHandle{};
+  io.fd = fd;
+  family = family_;
+  type = type_;
+  protocol = protocol_;
+}
+
+int Socket::bind(const sockaddr* addr, socklen_t len) { return check(::bind(io.fd, addr, len)); }
+
+int Socket::listen(int backlog) { return check(::listen(io.fd, backlog)); }
+
+int Socket::connect(const sockaddr* addr, socklen_t len) {
+  if (::connect(io.fd, addr, len) == 0) return 0;
+  // An interrupted connect goes on in the background, like EINPROGRESS.
+  return errno == EINTR ? -EINPROGRESS : -errno;
+}
+
+int Socket::shutdown(int how) { return check(::shutdown(io.fd, how)); }
+
+int Socket::local_address(sockaddr_storage& out, socklen_t& len) const {
+  len = sizeof out;
+  return check(::getsockname(io.fd, (sockaddr*)&out, &len));
+}
+
+int Socket::peer_address(sockaddr_storage& out, socklen_t& len) const {
+  len = sizeof out;
+  return check(::getpeername(io.fd, (sockaddr*)&out, &len));
+}
+
+int Socket::close() {
+  if (io.fd < 0) return 0;
+  int fd = io.fd;
+  io.fd = -1;
+  // The fd is gone even when close() reports EINTR: never retry it.
+  int rc = ::close(fd);
+  return rc < 0 && errno != EINTR ? -errno : 0;
+}
+
+int make_socketpair(int type, int fds[2]) {
+  return check(::socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds));
+}
+
+int max_listen_backlog() {
+  static int cached = 0;
+  if (cached) return cached;
+  int value = SOMAXCONN;
+  if (FILE* f = std::fopen("/proc/sys/net/core/somaxconn", "r")) {
+    int v;
+    if (std::fscanf(f, "%d", &v) == 1 && v > 0) value = v;
+    std::fclose(f);
+  }
+  cached = value;
+  return cached;
+}
+
+}  // namespace sock

@@ -1,0 +1,130 @@
+// The one place that hides the differences between Lua 5.1, 5.2, 5.3, 5.4 and
+// LuaJIT 2.1 (which speaks the 5.1 API plus a few 5.2 functions). Every other
+// binding file includes this and writes against the 5.2-style API it provides.
+#pragma once
+
+extern "C" {
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+}
+
+#if defined(LUAJIT_VERSION) || __has_include(<luajit.h>)
+#include <luajit.h>
+#endif
+
+#if LUA_VERSION_NUM == 501
+#define SOCK_LUA51 1
+#ifndef LUAJIT_VERSION
+#define SOCK_PUC51 1  // plain PUC Lua 5.1: none of the 5.2 API at all
+#endif
+#endif
+
+#ifdef SOCK_LUA51
+#ifndef LUA_OK
+#define LUA_OK 0
+#endif
+#define lua_rawlen(L, i) lua_objlen(L, i)
+inline int sock_absindex(lua_State* L, int i) {
+  return (i > 0 || i <= LUA_REGISTRYINDEX) ? i : lua_gettop(L) + i + 1;
+}
+#define lua_absindex(L, i) sock_absindex(L, i)
+#endif
+
+#ifdef SOCK_PUC51
+inline void luaL_setfuncs(lua_State* L, const luaL_Reg* l, int nup) {
+  luaL_checkstack(L, nup + 1, "too many upvalues");
+  for (; l->name; l++) {
+    for (int i = 0; i < nup; i++) lua_pushvalue(L, -nup);
+    lua_pushcclosure(L, l->func, nup);
+    lua_setfield(L, -(nup + 2), l->name);
+  }
+  lua_pop(L, nup);
+}
+inline void* luaL_testudata(lua_State* L, int ud, const char* tname) {
+  void* p = lua_touserdata(L, ud);
+  if (!p || !lua_getmetatable(L, ud)) return nullptr;
+  luaL_getmetatable(L, tname);
+  bool same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same ? p : nullptr;
+}
+inline void luaL_setmetatable(lua_State* L, const char* tname) {
+  luaL_getmetatable(L, tname);
+  lua_setmetatable(L, -2);
+}
+#endif
+
+// lua_resume changed signature in 5.2 and again in 5.4. Returns the status;
+// *nresults is the number of values the coroutine yielded or returned.
+inline int sock_resume(lua_State* co, lua_State* from, int nargs, int* nresults) {
+#if LUA_VERSION_NUM >= 504
+  return lua_resume(co, from, nargs, nresults);
+#elif LUA_VERSION_NUM >= 502
+  int status = lua_resume(co, from, nargs);
+  *nresults = lua_gettop(co);
+  return status;
+#else
+  (void)from;
+  int status = lua_resume(co, nargs);
+  *nresults = lua_gettop(co);
+  return status;
+#endif
+}
+
+// A coroutine that finished with an error keeps the error on its stack; a
+// coroutine that is dead must not be resumed again. 5.1 has no lua_isyieldable;
+// "is this the main thread" is what the binding needs to know.
+inline bool sock_is_main_thread(lua_State* L) {
+  int is_main = lua_pushthread(L);
+  lua_pop(L, 1);
+  return is_main == 1;
+}
+
+// Integers: 5.3+ have a real integer subtype; earlier versions only doubles.
+inline void sock_pushinteger(lua_State* L, long long v) {
+#if LUA_VERSION_NUM >= 503
+  lua_pushinteger(L, (lua_Integer)v);
+#else
+  lua_pushnumber(L, (lua_Number)v);
+#endif
+}
+
+// A number argument that must be a whole number (sizes, ports, fds). Raises a
+// message naming the function's argument when it is not.
+inline long long sock_checkinteger(lua_State* L, int arg) {
+#if LUA_VERSION_NUM >= 503
+  return (long long)luaL_checkinteger(L, arg);
+#else
+  lua_Number n = luaL_checknumber(L, arg);
+  long long v = (long long)n;
+  if ((lua_Number)v != n) luaL_argerror(L, arg, "number has no integer representation");
+  return v;
+#endif
+}
+
+inline long long sock_optinteger(lua_State* L, int arg, long long def) {
+  return lua_isnoneornil(L, arg) ? def : sock_checkinteger(L, arg);
+}
+
+// Uservalue: one Lua value attached to a userdata (5.1 uses the env table,
+// which must be a table).
+inline void sock_setuservalue(lua_State* L, int idx) {
+#if LUA_VERSION_NUM >= 502
+  lua_setuservalue(L, idx);
+#else
+  lua_setfenv(L, idx);
+#endif
+}
+inline void sock_getuservalue(lua_State* L, int idx) {
+#if LUA_VERSION_NUM >= 502
+  lua_getuservalue(L, idx);
+#else
+  lua_getfenv(L, idx);
+#endif
+}
+
+// Raise "bad argument #n to 'fname' (msg)" with an explicit function name:
+// methods called from Lua-side wrappers would otherwise report '?'.
+#define sock_argerror(L, arg, fname, msg) \
+  luaL_error(L, "bad argument #%d to '%s' (%s)", (int)(arg), (fname), (msg))

@@ -1,0 +1,699 @@
+// Socket objects for Lua: sock.tcp/udp/raw and their methods. Each method
+// checks its arguments, tries its syscall at once, and only waits (yielding
+// the calling thread) when the syscall would block.
+#include "lua/lua_socket.hpp"
+
+#include <netinet/in.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <new>
+
+#include "lua/lua_address.hpp"
+#include "lua/lua_buffer.hpp"
+#include "lua/lua_options.hpp"
+#include "sock/address.hpp"
+#include "sock/clock.hpp"
+#include "sock/error.hpp"
+
+const char* const SOCK_SOCKET = "sock.socket";
+
+// --- helpers -------------------------------------------------------------
+
+int sock_lua_fail(lua_State* L, int code) {
+  lua_pushnil(L);
+  lua_pushstring(L, sock::error_message(code));
+  return 2;
+}
+
+LuaSocket* sock_lua_checksocket(lua_State* L, int idx, const char* fname) {
+  void* p = luaL_testudata(L, idx, SOCK_SOCKET);
+  if (!p) luaL_error(L, "bad argument #%d to '%s' (socket expected, got %s)", idx, fname, luaL_typename(L, idx));
+  return static_cast<LuaSocket*>(p);
+}
+
+double sock_lua_optexpires(lua_State* L, int idx, const char* fname) {
+  if (lua_isnoneornil(L, idx)) return -1;
+  if (lua_type(L, idx) != LUA_TNUMBER)
+    luaL_error(L, "bad argument #%d to '%s' (expires: number expected, got %s)", idx, fname, luaL_typename(L, idx));
+  double t = lua_tonumber(L, idx);
+  if (t != t) luaL_error(L, "bad argument #%d to '%s' (expires is NaN)", idx, fname);
+  if (t < 0) return 0;  // a deadline long past is still a deadline
+  if (std::isinf(t)) return -1;
+  return t;
+}
+
+static size_t check_size(lua_State* L, int idx, const char* fname, const char* what) {
+  if (lua_type(L, idx) != LUA_TNUMBER)
+    luaL_error(L, "bad argument #%d to '%s' (%s: number expected, got %s)", idx, fname, what, luaL_typename(L, idx));
+  long long n = sock_checkinteger(L, idx);
+  if (n < 0) luaL_error(L, "bad argument #%d to '%s' (%s must not be negative)", idx, fname, what);
+  return (size_t)n;
+}
+
+static int opt_flags(lua_State* L, int idx, const char* fname) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  if (lua_type(L, idx) != LUA_TNUMBER)
+    luaL_error(L, "bad argument #%d to '%s' (flags: number expected, got %s)", idx, fname, luaL_typename(L, idx));
+  return (int)sock_checkinteger(L, idx);
+}
+
+static void wait_completed(sock::Operation* op) {
+  LuaWait& w = *static_cast<LuaWait*>(op->owner);
+  lua_State* co = w.thread;
+  w.thread = nullptr;
+  Scheduler* S = w.sched;
+  sched_unwait(S, co);
+  lua_checkstack(co, 8);
+  int n = w.push_results(co, w);
+  sched_resume_from_loop(S, co, n);
+}
+
+int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, double expires, PushResults push_results) {
+  if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);
+  w.op.handle = &ls->s.io;
+  w.socket = ls;
+  w.op.result = 0;
+  w.op.eof = false;
+  w.op.cancel_code = 0;
+  if (sock::Loop::try_now(w.op)) return push_results(L, w);
+  Scheduler* S = ls->sched;
+  int rc = sched_loop(L, S).start(w.op, expires);
+  if (rc < 0) {
+    w.op.result = rc;  // -ETIMEDOUT for a deadline already past, or why it cannot wait
+    return push_results(L, w);
+  }
+  w.sched = S;
+  w.thread = S->current;
+  w.push_results = push_results;
+  w.op.owner = &w;
+  w.op.on_complete = wait_completed;
+  return sched_wait(L, S);
+}
+
+static LuaSocket* new_socket(lua_State* L, Scheduler* S) {
+  LuaSocket* ls = static_cast<LuaSocket*>(lua_newuserdata(L, sizeof(LuaSocket)));
+  new (ls) LuaSocket();
+  ls->sched = S;
+  luaL_setmetatable(L, SOCK_SOCKET);
+  return ls;
+}
+
+// Close the fd, first waking every thread that waits on it with 'closed'.
+static int close_socket(LuaSocket* ls) {
+  if (!ls->s.is_open()) return 0;
+  Scheduler* S = ls->sched;
+  if (S->loop) S->loop->close_handle(ls->s.io);
+  return ls->s.close();
+}
+
+// Which argument an I/O method needs: an open socket inside a sock thread.
+static LuaSocket* io_socket(lua_State* L, const char* fname) {
+  LuaSocket* ls = sock_lua_checksocket(L, 1, fname);
+  sched_check_thread(L, ls->sched, fname);
+  return ls;
+}
+
+// --- creation ----------------------------------------------------------------
+
+static int create(lua_State* L, int socktype) {
+  Scheduler* S = sched_of(L);
+  const char* fname = socktype == SOCK_STREAM ? "tcp" : socktype == SOCK_DGRAM ? "udp" : "raw";
+  int family = AF_INET;
+  if (!lua_isnoneornil(L, 1)) {
+    const char* fam = luaL_checkstring(L, 1);
+    family = sock::family_from_name(fam);
+    if (family < 0) luaL_error(L, "bad argument #1 to '%s' (unknown family '%s')", fname, fam);
+  }
+  int protocol = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    if (lua_type(L, 2) == LUA_TNUMBER) {
+      protocol = (int)sock_checkinteger(L, 2);
+    } else {
+      const char* pr = luaL_checkstring(L, 2);
+      protocol = sock::protocol_from_name(pr);
+      if (protocol < 0) luaL_error(L, "bad argument #2 to '%s' (unknown protocol '%s')", fname, pr);
+    }
+  } else if (family != AF_UNIX) {
+    protocol = sock::default_protocol(socktype);
+    if (socktype == SOCK_RAW && family == AF_INET6) protocol = IPPROTO_RAW;
+  }
+  LuaSocket* ls = new_socket(L, S);
+  int rc = ls->s.open(family, socktype, protocol);
+  if (rc < 0) return sock_lua_fail(L, -rc);
+  return 1;
+}
+
+static int l_tcp(lua_State* L) { return create(L, SOCK_STREAM); }
+static int l_udp(lua_State* L) { return create(L, SOCK_DGRAM); }
+static int l_raw(lua_State* L) { return create(L, SOCK_RAW); }
+
+// sock.socketpair([type]) -> s1, s2  (unix stream sockets by default)
+static int l_socketpair(lua_State* L) {
+  Scheduler* S = sched_of(L);
+  int type = SOCK_STREAM;
+  if (!lua_isnoneornil(L, 1)) {
+    const char* t = luaL_checkstring(L, 1);
+    type = sock::socktype_from_name(t);
+    if (type != SOCK_STREAM && type != SOCK_DGRAM)
+      luaL_error(L, "bad argument #1 to 'socketpair' (expected 'tcp' or 'udp', got '%s')", t);
+  }
+  int fds[2];
+  int rc = sock::make_socketpair(type, fds);
+  if (rc < 0) return sock_lua_fail(L, -rc);
+  for (int i = 0; i < 2; i++) {
+    LuaSocket* ls = new_socket(L, S);
+    ls->s.adopt(fds[i], AF_UNIX, type, 0);
+    ls->bound = true;
+  }
+  return 2;
+}
+
+// --- plain methods -------------------------------------------------------
+
+static int l_close(lua_State* L) {
+  LuaSocket* ls = sock_lua_checksocket(L, 1, "close");
+  int rc = close_socket(ls);
+  if (rc < 0) return sock_lua_fail(L, -rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_closed(lua_State* L) {
+  lua_pushboolean(L, !sock_lua_checksocket(L, 1, "closed")->s.is_open());
+  return 1;
+}
+
+// `<close>` (Lua 5.4) closes; the memory goes with __gc.
+static int l_close_meta(lua_State* L) {
+  close_socket(static_cast<LuaSocket*>(lua_touserdata(L, 1)));
+  return 0;
+}
+
+static int l_gc(lua_State* L) {
+  LuaSocket* ls = static_cast<LuaSocket*>(lua_touserdata(L, 1));
+  close_socket(ls);
+  ls->~LuaSocket();
+  return 0;
+}
+
+static int l_type(lua_State* L) {
+  lua_pushstring(L, sock::socktype_name(sock_lua_checksocket(L, 1, "type")->s.type));
+  return 1;
+}
+
+static int l_family(lua_State* L) {
+  lua_pushstring(L, sock::family_name(sock_lua_checksocket(L, 1, "family")->s.family));
+  return 1;
+}
+
+static int l_protocol(lua_State* L) {
+  LuaSocket* ls = sock_lua_checksocket(L, 1, "protocol");
+  const char* name = sock::protocol_name(ls->s.protocol);
+  if (name)
+    lua_pushstring(L, name);
+  else
+    lua_pushinteger(L, ls->s.protocol);
+  return 1;
+}
+
+static int l_fileno(lua_State* L) {
+  lua_pushinteger(L, sock_lua_checksocket(L, 1, "fileno")->s.fd());
+  return 1;
+}
+
+static int l_tostring(lua_State* L) {
+  LuaSocket* ls = sock_lua_checksocket(L, 1, "__tostring");
+  const char* type = sock::socktype_name(ls->s.type);
+  if (ls->s.is_open())
+    lua_pushfstring(L, "sock.%s (fd %d): %p", type ? type : "socket", ls->s.fd(), (void*)ls);
+  else
+    lua_pushfstring(L, "sock.%s (closed): %p", type ? type : "socket", (void*)ls);
+  return 1;
+}
+
+#define CHECK_OPEN(L, ls) \
+  if (!(ls)->s.is_open()) return sock_lua_fail(L, sock::ERR_CLOSED)
+
+static int l_setopt(lua_State* L) {
+  LuaSocket* ls = sock_lua_checksocket(L, 1, "setopt");
+  if (!ls->s.is_open()) {
+    luaL_checkstring(L, 2);
+    return sock_lua_fail(L, sock::ERR_CLOSED);
+  }
+  return sock_lua_setopt(L, ls->s.fd(), "setopt");
+}
+
+static int l_getopt(lua_State* L) {
+  LuaSocket* ls = sock_lua_checksocket(L, 1, "getopt");
+  if (!ls->s.is_open()) {
+    luaL_checkstring(L, 2);
+    return sock_lua_fail(L, sock::ERR_CLOSED);
+  }
+  return sock_lua_getopt(L, ls->s.fd(), "getopt");
+}
+
+static int push_address(lua_State* L, LuaSocket* ls, bool peer) {
+  CHECK_OPEN(L, ls);
+  sockaddr_storage ss;
+  socklen_t len;
+  int rc = peer ? ls->s.peer_address(ss, len) : ls->s.local_address(ss, len);
+  if (rc < 0) return sock_lua_fail(L, -rc);
+  sock_lua_push_sa(L, (const sockaddr*)&ss, len);
+  return 1;
+}
+
+static int l_getsockname(lua_State* L) { return push_address(L, sock_lua_checksocket(L, 1, "getsockname"), false); }
+static int l_getpeername(lua_State* L) { return push_address(L, sock_lua_checksocket(L, 1, "getpeername"), true); }
+
+// Bind to the first address of the list that works.
+static int bind_list(LuaSocket* ls, const addrinfo* ai) {
+  int rc = -EADDRNOTAVAIL;
+  for (; ai; ai = ai->ai_next) {
+    if (ai->ai_family != ls->s.family) continue;
+    rc = ls->s.bind(ai->ai_addr, ai->ai_addrlen);
+    if (rc == 0) {
+      ls->bound = true;
+      return 0;
+    }
+  }
+  return rc;
+}
+
+// s:bind([host], [port], [af]) -> true | nil, err
+static int l_bind(lua_State* L) {
+  LuaSocket* ls = sock_lua_checksocket(L, 1, "bind");
+  CHECK_OPEN(L, ls);
+  lua_settop(L, 4);
+  const addrinfo* ai = sock_lua_resolve(L, 2, ls->s.type, ls->s.family, ls->s.protocol, 4, AI_PASSIVE, "bind");
+  if (!ai) return 2;
+  int rc = bind_list(ls, ai);
+  if (rc < 0) return sock_lua_fail(L, -rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+// tcp:listen([backlog, ]host, port, [af]) -> true | nil, err
+static int l_listen(lua_State* L) {
+  LuaSocket* ls = sock_lua_checksocket(L, 1, "listen");
+  CHECK_OPEN(L, ls);
+  int backlog = sock::max_listen_backlog();
+  int host_idx = 2;
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    double b = lua_tonumber(L, 2);
+    if (b != b || b < 0) luaL_error(L, "bad argument #2 to 'listen' (backlog must be a non-negative number)");
+    if (b < backlog) backlog = (int)b;  // 1/0 (the default) means the maximum
+    host_idx = 3;
+  }
+  lua_settop(L, host_idx + 2);
+  if (!ls->bound) {
+    const addrinfo* ai = sock_lua_resolve(L, host_idx, ls->s.type, ls->s.family, ls->s.protocol,
+                                          host_idx + 2, AI_PASSIVE, "listen");
+    if (!ai) return 2;
+    int rc = bind_list(ls, ai);
+    if (rc < 0) return sock_lua_fail(L, -rc);
+  }
+  int rc = ls->s.listen(backlog);
+  if (rc < 0) return sock_lua_fail(L, -rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int push_true_or_fail(lua_State* co, LuaWait& w) {
+  if (w.op.result < 0) return sock_lua_fail(co, (int)-w.op.result);
+  lua_pushboolean(co, 1);
+  return 1;
+}
+
+// tcp|udp:connect(host, port, [expires], [af]) -> true | nil, err
+static int l_connect(lua_State* L) {
+  LuaSocket* ls = io_socket(L, "connect");
+  lua_settop(L, 5);
+  double expires = sock_lua_optexpires(L, 4, "connect");
+  CHECK_OPEN(L, ls);
+  // UDP: connect('*', 0) goes back to receiving from anyone.
+  if (ls->s.type == SOCK_DGRAM && lua_type(L, 2) == LUA_TSTRING && !strcmp(lua_tostring(L, 2), "*") &&
+      lua_tonumber(L, 3) == 0) {
+    sockaddr unspec{};
+    unspec.sa_family = AF_UNSPEC;
+    int rc = ls->s.connect(&unspec, sizeof unspec);
+    if (rc < 0 && rc != -EAFNOSUPPORT) return sock_lua_fail(L, -rc);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  const addrinfo* ai = sock_lua_resolve(L, 2, ls->s.type, ls->s.family, ls->s.protocol, 5, 0, "connect");
+  if (!ai) return 2;
+  while (ai && ai->ai_family != ls->s.family) ai = ai->ai_next;
+  if (!ai) return sock_lua_fail(L, EAFNOSUPPORT);
+  int rc = ls->s.connect(ai->ai_addr, ai->ai_addrlen);
+  if (rc == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (rc != -EINPROGRESS && rc != -EAGAIN) return sock_lua_fail(L, -rc);
+  LuaWait& w = ls->wr;
+  w.op.kind = sock::OpKind::connect;
+  return sock_lua_run_op(L, ls, w, expires, push_true_or_fail);
+}
+
+// tcp:shutdown('r'|'w'|'rw') -> true | nil, err
+static int l_shutdown(lua_State* L) {
+  LuaSocket* ls = sock_lua_checksocket(L, 1, "shutdown");
+  const char* how = luaL_optstring(L, 2, "rw");
+  int mode;
+  if (!strcmp(how, "r"))
+    mode = SHUT_RD;
+  else if (!strcmp(how, "w"))
+    mode = SHUT_WR;
+  else if (!strcmp(how, "rw") || !strcmp(how, "wr"))
+    mode = SHUT_RDWR;
+  else
+    return luaL_error(L, "bad argument #2 to 'shutdown' (expected 'r', 'w' or 'rw', got '%s')", how);
+  CHECK_OPEN(L, ls);
+  int rc = ls->s.shutdown(mode);
+  if (rc < 0) return sock_lua_fail(L, -rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+// --- accept ------------------------------------------------------------------
+
+static void set_addr_fields(lua_State* L, const sockaddr_storage& ss, socklen_t len, const char* addr_key,
+                            const char* port_key) {
+  sock::SockAddr sa((const sockaddr*)&ss, len);
+  char ip[INET6_ADDRSTRLEN + 1];
+  if (sa.ip_string(ip, sizeof ip)) {
+    lua_pushstring(L, ip);
+    lua_setfield(L, -2, addr_key);
+    lua_pushinteger(L, sa.port());
+    lua_setfield(L, -2, port_key);
+  } else if (sa.family() == AF_UNIX) {
+    lua_pushstring(L, sa.unix_path().c_str());
+    lua_setfield(L, -2, addr_key);
+  }
+}
+
+static int push_accepted(lua_State* co, LuaWait& w) {
+  if (w.op.result < 0) return sock_lua_fail(co, (int)-w.op.result);
+  LuaSocket* listener = w.socket;
+  int fd = (int)w.op.result;
+  LuaSocket* ls = new_socket(co, listener->sched);
+  ls->s.adopt(fd, listener->s.family, listener->s.type, listener->s.protocol);
+  ls->bound = true;
+  // remote_addr, remote_port, local_addr, local_port, as luapower documents.
+  lua_createtable(co, 0, 4);
+  set_addr_fields(co, listener->rd_addr, w.op.addrlen, "remote_addr", "remote_port");
+  sockaddr_storage local;
+  socklen_t local_len;
+  if (ls->s.local_address(local, local_len) == 0) set_addr_fields(co, local, local_len, "local_addr", "local_port");
+  sock_setuservalue(co, -2);
+  ls->has_fields = true;
+  return 1;
+}
+
+// tcp:accept([expires]) -> client | nil, err
+static int l_accept(lua_State* L) {
+  LuaSocket* ls = io_socket(L, "accept");
+  double expires = sock_lua_optexpires(L, 2, "accept");
+  CHECK_OPEN(L, ls);
+  LuaWait& w = ls->rd;
+  w.op.kind = sock::OpKind::accept;
+  w.op.addr = &ls->rd_addr;
+  return sock_lua_run_op(L, ls, w, expires, push_accepted);
+}
+
+// --- send --------------------------------------------------------------------
+
+static int push_sent_tcp(lua_State* co, LuaWait& w) {
+  if (w.op.result < 0) {
+    sock_lua_fail(co, (int)-w.op.result);
+    sock_pushinteger(co, (long long)w.op.done);
+    return 3;
+  }
+  lua_pushboolean(co, 1);
+  return 1;
+}
+
+static int push_count(lua_State* co, LuaWait& w) {
+  if (w.op.result < 0) return sock_lua_fail(co, (int)-w.op.result);
+  sock_pushinteger(co, w.op.result);
+  return 1;
+}
+
+// The bytes and length of a send-style call: data at `idx`, optional length after it.
+static char* send_data(lua_State* L, int idx, size_t* len, const char* fname) {
+  size_t cap;
+  char* p = sock_lua_checkbuffer(L, idx, false, &cap, fname);
+  if (lua_isnoneornil(L, idx + 1)) {
+    if (cap == (size_t)-1) luaL_error(L, "bad argument #%d to '%s' (length required with a cdata buffer)", idx + 1, fname);
+    *len = cap;
+  } else {
+    *len = check_size(L, idx + 1, fname, "length");
+    if (*len > cap) luaL_error(L, "bad argument #%d to '%s' (length %d exceeds the data's size %d)", idx + 1, fname,
+                               (int)*len, (int)cap);
+  }
+  return p;
+}
+
+// tcp:send(s|buf, [len], [expires], [flags]) -> true | nil, err, sent
+// udp:send(s|buf, [len], [expires], [flags]) -> len | nil, err
+static int l_send(lua_State* L) {
+  LuaSocket* ls = io_socket(L, "send");
+  size_t len;
+  char* p = send_data(L, 2, &len, "send");
+  double expires = sock_lua_optexpires(L, 4, "send");
+  int flags = opt_flags(L, 5, "send");
+  if (!ls->s.is_open()) {
+    if (ls->s.type == SOCK_STREAM) {
+      sock_lua_fail(L, sock::ERR_CLOSED);
+      lua_pushinteger(L, 0);
+      return 3;
+    }
+    return sock_lua_fail(L, sock::ERR_CLOSED);
+  }
+  LuaWait& w = ls->wr;
+  w.op.buf = p;
+  w.op.len = len;
+  w.op.flags = flags;
+  w.op.done = 0;
+  if (ls->s.type == SOCK_STREAM) {
+    if (len == 0) {  // a no-op that never reaches the OS
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    w.op.kind = sock::OpKind::send_all;
+    return sock_lua_run_op(L, ls, w, expires, push_sent_tcp);
+  }
+  w.op.kind = sock::OpKind::send;
+  return sock_lua_run_op(L, ls, w, expires, push_count);
+}
+
+// udp:sendto(host, port, s|buf, [len], [expires], [flags], [af]) -> len | nil, err
+static int l_sendto(lua_State* L) {
+  LuaSocket* ls = io_socket(L, "sendto");
+  size_t len;
+  char* p = send_data(L, 4, &len, "sendto");
+  double expires = sock_lua_optexpires(L, 6, "sendto");
+  int flags = opt_flags(L, 7, "sendto");
+  lua_settop(L, 8);
+  CHECK_OPEN(L, ls);
+  const addrinfo* ai = sock_lua_resolve(L, 2, ls->s.type, ls->s.family, ls->s.protocol, 8, 0, "sendto");
+  if (!ai) return 2;
+  while (ai && ai->ai_family != ls->s.family) ai = ai->ai_next;
+  if (!ai) return sock_lua_fail(L, EAFNOSUPPORT);
+  if (ai->ai_addrlen > sizeof ls->wr_addr) return sock_lua_fail(L, EINVAL);
+  LuaWait& w = ls->wr;
+  if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);
+  std::memcpy(&ls->wr_addr, ai->ai_addr, ai->ai_addrlen);
+  w.op.kind = sock::OpKind::sendto;
+  w.op.buf = p;
+  w.op.len = len;
+  w.op.flags = flags;
+  w.op.addr = &ls->wr_addr;
+  w.op.addrlen = ai->ai_addrlen;
+  return sock_lua_run_op(L, ls, w, expires, push_count);
+}
+
+// --- recv --------------------------------------------------------------------
+
+// The buffer and maximum length of a recv-style call.
+static char* recv_target(lua_State* L, size_t* maxlen, const char* fname) {
+  size_t cap;
+  char* p = sock_lua_checkbuffer(L, 2, true, &cap, fname);
+  if (lua_isnoneornil(L, 3)) {
+    if (cap == (size_t)-1) luaL_error(L, "bad argument #3 to '%s' (length required with a cdata buffer)", fname);
+    *maxlen = cap;
+  } else {
+    *maxlen = check_size(L, 3, fname, "length");
+    if (*maxlen > cap)
+      luaL_error(L, "bad argument #3 to '%s' (length %d exceeds the buffer's size %d)", fname, (int)*maxlen, (int)cap);
+  }
+  return p;
+}
+
+// Bytes already read ahead by the buffered-read methods are handed out first.
+static size_t drain_pending(LuaSocket* ls, char* p, size_t maxlen) {
+  size_t avail = ls->pending.size() - ls->pending_pos;
+  if (!avail) return 0;
+  size_t n = avail < maxlen ? avail : maxlen;
+  std::memcpy(p, ls->pending.data() + ls->pending_pos, n);
+  ls->pending_pos += n;
+  if (ls->pending_pos == ls->pending.size()) {
+    ls->pending.clear();
+    ls->pending_pos = 0;
+  }
+  return n;
+}
+
+// tcp|udp:recv(buf, [maxlen], [expires], [flags]) -> len | nil, err
+static int l_recv(lua_State* L) {
+  LuaSocket* ls = io_socket(L, "recv");
+  size_t maxlen;
+  char* p = recv_target(L, &maxlen, "recv");
+  double expires = sock_lua_optexpires(L, 4, "recv");
+  int flags = opt_flags(L, 5, "recv");
+  if (maxlen == 0) luaL_error(L, "bad argument #3 to 'recv' (length must be greater than 0)");
+  CHECK_OPEN(L, ls);
+  if (size_t n = drain_pending(ls, p, maxlen)) {
+    sock_pushinteger(L, (long long)n);
+    return 1;
+  }
+  LuaWait& w = ls->rd;
+  w.op.kind = sock::OpKind::recv;
+  w.op.buf = p;
+  w.op.len = maxlen;
+  w.op.flags = flags;
+  return sock_lua_run_op(L, ls, w, expires, push_count);
+}
+
+static int push_recvn(lua_State* co, LuaWait& w) {
+  if (w.op.result < 0 || w.op.eof) {
+    sock_lua_fail(co, w.op.result < 0 ? (int)-w.op.result : sock::ERR_EOF);
+    sock_pushinteger(co, (long long)w.op.done);
+    return 3;
+  }
+  sock_pushinteger(co, (long long)w.op.done);
+  return 1;
+}
+
+// tcp:_recvn(buf, len, [expires]) -> len | nil, err, read_len
+// (sock.lua's recvn returns the buffer too.)
+static int l_recvn(lua_State* L) {
+  LuaSocket* ls = io_socket(L, "recvn");
+  size_t len;
+  char* p = recv_target(L, &len, "recvn");
+  double expires = sock_lua_optexpires(L, 4, "recvn");
+  if (!ls->s.is_open()) {
+    sock_lua_fail(L, sock::ERR_CLOSED);
+    lua_pushinteger(L, 0);
+    return 3;
+  }
+  size_t got = drain_pending(ls, p, len);
+  if (got == len) {
+    sock_pushinteger(L, (long long)len);
+    return 1;
+  }
+  LuaWait& w = ls->rd;
+  w.op.kind = sock::OpKind::recv_all;
+  w.op.buf = p;
+  w.op.len = len;
+  w.op.flags = 0;
+  w.op.done = got;
+  return sock_lua_run_op(L, ls, w, expires, push_recvn);
+}
+
+static int push_recvnext(lua_State* co, LuaWait& w) {
+  if (w.op.result < 0) return sock_lua_fail(co, (int)-w.op.result);
+  sock_pushinteger(co, w.op.result);
+  sock_lua_push_sa(co, (const sockaddr*)w.op.addr, w.op.addrlen);
+  return 2;
+}
+
+// udp:recvnext(buf, [maxlen], [expires], [flags]) -> len, sa | nil, err
+static int l_recvnext(lua_State* L) {
+  LuaSocket* ls = io_socket(L, "recvnext");
+  size_t maxlen;
+  char* p = recv_target(L, &maxlen, "recvnext");
+  double expires = sock_lua_optexpires(L, 4, "recvnext");
+  int flags = opt_flags(L, 5, "recvnext");
+  CHECK_OPEN(L, ls);
+  LuaWait& w = ls->rd;
+  w.op.kind = sock::OpKind::recvfrom;
+  w.op.buf = p;
+  w.op.len = maxlen;
+  w.op.flags = flags;
+  w.op.addr = &ls->rd_addr;
+  return sock_lua_run_op(L, ls, w, expires, push_recvnext);
+}
+
+// --- fields: accepted sockets' addresses, and whatever Lua code stores -------
+
+static int l_index(lua_State* L) {
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(2));  // the methods
+  if (!lua_isnil(L, -1)) return 1;
+  LuaSocket* ls = static_cast<LuaSocket*>(lua_touserdata(L, 1));
+  if (!ls->has_fields) return 1;
+  sock_getuservalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_rawget(L, -2);
+  return 1;
+}
+
+static int l_newindex(lua_State* L) {
+  LuaSocket* ls = static_cast<LuaSocket*>(lua_touserdata(L, 1));
+  if (!ls->has_fields) {
+    lua_newtable(L);
+    sock_setuservalue(L, 1);
+    ls->has_fields = true;
+  }
+  sock_getuservalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+// --- registration --------------------------------------------------------------
+
+void sock_lua_open_socket(lua_State* L, int sched_idx) {
+  static const luaL_Reg methods[] = {
+      {"close", l_close},       {"closed", l_closed},     {"type", l_type},
+      {"family", l_family},     {"protocol", l_protocol}, {"fileno", l_fileno},
+      {"setopt", l_setopt},     {"getopt", l_getopt},     {"bind", l_bind},
+      {"listen", l_listen},     {"connect", l_connect},   {"shutdown", l_shutdown},
+      {"accept", l_accept},     {"send", l_send},         {"sendto", l_sendto},
+      {"recv", l_recv},         {"_recvn", l_recvn},      {"recvnext", l_recvnext},
+      {"getsockname", l_getsockname}, {"getpeername", l_getpeername},
+      {nullptr, nullptr}};
+  static const luaL_Reg functions[] = {
+      {"tcp", l_tcp}, {"udp", l_udp}, {"raw", l_raw}, {"socketpair", l_socketpair}, {nullptr, nullptr}};
+  sched_idx = lua_absindex(L, sched_idx);
+  int module = lua_gettop(L);
+
+  lua_newtable(L);  // methods, closed over the scheduler
+  lua_pushvalue(L, sched_idx);
+  luaL_setfuncs(L, methods, 1);
+  int methods_idx = lua_gettop(L);
+
+  luaL_newmetatable(L, SOCK_SOCKET);
+  lua_pushvalue(L, sched_idx);
+  lua_pushvalue(L, methods_idx);
+  lua_pushcclosure(L, l_index, 2);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, l_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, l_close_meta);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, l_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+
+  lua_setfield(L, module, "_socket_methods");  // sock.lua adds the Lua-written methods
+  lua_pushvalue(L, sched_idx);
+  luaL_setfuncs(L, functions, 1);
+}

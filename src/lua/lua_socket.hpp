@@ -1,0 +1,50 @@
+// The socket userdata: a core Socket plus the two wait records (read side,
+// write side) its operations use, so waiting allocates nothing.
+#pragma once
+
+#include <string>
+
+#include "lua/scheduler.hpp"
+#include "sock/socket.hpp"
+
+struct LuaWait;
+using PushResults = int (*)(lua_State* co, LuaWait& w);
+
+// Binds an operation to the sock thread waiting for it.
+struct LuaWait {
+  sock::Operation op;
+  struct LuaSocket* socket = nullptr;  // the socket this record belongs to
+  Scheduler* sched = nullptr;
+  lua_State* thread = nullptr;   // the waiting thread, while it waits
+  PushResults push_results = nullptr;
+};
+
+struct LuaSocket {
+  sock::Socket s;
+  Scheduler* sched = nullptr;
+  LuaWait rd, wr;
+  sockaddr_storage rd_addr{};  // recvnext: source; accept: peer
+  sockaddr_storage wr_addr{};  // sendto: destination
+  bool bound = false;
+  bool has_fields = false;     // the uservalue table exists
+  // Buffered reads (s:read/readline/...): bytes received but not yet consumed.
+  std::string pending;
+  size_t pending_pos = 0;
+};
+
+extern const char* const SOCK_SOCKET;
+
+LuaSocket* sock_lua_checksocket(lua_State* L, int idx, const char* fname);
+
+// Run `w`'s op: try it now, else wait (yielding the thread) until it
+// finishes or `expires` passes. Returns what push_results pushes.
+int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, double expires, PushResults push_results);
+
+// An optional `expires` argument: < 0 when absent.
+double sock_lua_optexpires(lua_State* L, int idx, const char* fname);
+
+// Push nil and the normalized error for `code` (a positive errno or sock::ERR_*).
+int sock_lua_fail(lua_State* L, int code);
+
+// Module table on top; the scheduler is upvalue 1 of the running function.
+void sock_lua_open_socket(lua_State* L, int sched_idx);

@@ -1,0 +1,614 @@
+#include "lua/scheduler.hpp"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "sock/clock.hpp"
+#include "sock/error.hpp"
+
+char sock_wait_marker, sock_suspend_marker, sock_transfer_marker;
+
+// --- the waiting set -------------------------------------------------------
+
+static void push_thread(lua_State* L, lua_State* co) {
+  if (co == L) {
+    lua_pushthread(L);
+  } else {
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+  }
+}
+
+static void set_waiting(Scheduler* S, lua_State* L, lua_State* co, bool waiting) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
+  push_thread(L, co);
+  if (waiting)
+    lua_pushboolean(L, 1);
+  else
+    lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+bool sched_is_waiting(Scheduler* S, lua_State* L, lua_State* co) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
+  push_thread(L, co);
+  lua_rawget(L, -2);
+  bool waiting = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  return waiting;
+}
+
+void sched_unwait(Scheduler* S, lua_State* co) {
+  lua_checkstack(co, 4);
+  set_waiting(S, co, co, false);
+  S->waiting--;
+}
+
+sock::Loop& sched_loop(lua_State* L, Scheduler* S) {
+  if (!S->loop) {
+    const char* name = S->backend_request;
+    if (!name) name = std::getenv("SOCK_BACKEND");
+    auto poller = sock::make_poller(name, &S->fallback_reason);
+    if (!poller) luaL_error(L, "sock: no I/O backend could be set up");
+    S->loop = std::make_unique<sock::Loop>(std::move(poller));
+  }
+  return *S->loop;
+}
+
+void sched_check_thread(lua_State* L, Scheduler* S, const char* fname) {
+  if (!S->current) luaL_error(L, "%s: I/O and sleeping work only inside a sock thread (sock.newthread/sock.thread/sock.run)", fname);
+  if (L == S->current) return;
+  // A coroutine inside a sock thread may wait only if sock made it
+  // (sock.cowrap, sock.pcall), since only those pass the wait through.
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->nested_ref);
+  lua_pushthread(L);
+  lua_rawget(L, -2);
+  bool nested = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  if (!nested) luaL_error(L, "%s: cannot wait inside a plain coroutine; use sock.cowrap or sock.newthread", fname);
+}
+
+int sched_wait(lua_State* L, Scheduler* S) {
+  set_waiting(S, L, S->current, true);
+  S->waiting++;
+  lua_pushlightuserdata(L, &sock_wait_marker);
+  return lua_yield(L, 1);
+}
+
+// --- driving threads -------------------------------------------------------
+
+static void add_traceback(lua_State* L, lua_State* co) {
+  if (!lua_isstring(L, -1)) return;  // error objects pass through untouched
+#ifdef SOCK_PUC51
+  lua_getglobal(L, "debug");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "traceback");
+    if (lua_isfunction(L, -1)) {
+      lua_pushthread(co);
+      lua_xmove(co, L, 1);
+      lua_pushvalue(L, -4);
+      if (lua_pcall(L, 2, 1, 0) == 0) {
+        lua_replace(L, -3);
+        lua_pop(L, 1);
+        return;
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+#else
+  const char* msg = lua_tostring(L, -1);
+  luaL_traceback(L, co, msg, 0);
+  lua_remove(L, -2);
+#endif
+}
+
+// Run the sock.onthreadfinish hook of a thread that ended, if it has one.
+static int run_finish_hook(Scheduler* S, lua_State* L, lua_State* co) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->hooks_ref);
+  push_thread(L, co);
+  lua_rawget(L, -2);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  push_thread(L, co);
+  lua_pushnil(L);
+  lua_rawset(L, -4);  // a hook runs once
+  push_thread(L, co);
+  int rc = lua_pcall(L, 1, 0, 0);
+  if (rc != 0) {
+    lua_remove(L, -2);  // the hooks table; the error stays on top
+    return -1;
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+int sched_drive(Scheduler* S, lua_State* L, lua_State* co, int nargs) {
+  for (;;) {
+    lua_State* prev = S->current;
+    S->current = co;
+    int nres = 0;
+    int status = sock_resume(co, L, nargs, &nres);
+    S->current = prev;
+    if (status == LUA_YIELD) {
+      void* marker = nres > 0 ? lua_touserdata(co, -nres) : nullptr;
+      if (marker == &sock_wait_marker) {
+        lua_pop(co, nres);
+        return 0;
+      }
+      if (marker == &sock_transfer_marker) {
+        lua_State* target = lua_tothread(co, -nres + 1);
+        int nv = nres - 2;
+        if (target == L) {  // transferring back to whoever drives us
+          lua_checkstack(L, nv + 1);
+          lua_xmove(co, L, nv);
+          lua_pop(co, 2);
+          return nv;
+        }
+        bool fresh_or_suspended = target && (lua_status(target) == LUA_YIELD || lua_gettop(target) > 0);
+        if (!fresh_or_suspended || target == co || sched_is_waiting(S, L, target)) {
+          lua_pop(co, nres);
+          lua_pushstring(L, "sock.transfer: the target thread cannot be resumed (it is running, finished, or waiting on I/O)");
+          return -1;
+        }
+        lua_checkstack(target, nv + 1);
+        lua_xmove(co, target, nv);
+        lua_pop(co, 2);
+        co = target;
+        nargs = nv;
+        continue;
+      }
+      int skip = marker == &sock_suspend_marker ? 1 : 0;
+      int nv = nres - skip;
+      lua_checkstack(L, nv + 1);
+      lua_xmove(co, L, nv);
+      lua_pop(co, skip);
+      return nv;
+    }
+    if (status == LUA_OK) {
+      lua_settop(co, 0);
+      return run_finish_hook(S, L, co);
+    }
+    // The thread failed: its error (with where it happened) goes to the driver.
+    lua_xmove(co, L, 1);
+    add_traceback(L, co);
+    if (run_finish_hook(S, L, co) < 0) lua_pop(L, 1);  // the thread's own error wins
+    return -1;
+  }
+}
+
+// Hand a thread's error to sock.onerror's handler if there is one; true if handled.
+static bool handle_error(Scheduler* S, lua_State* L, lua_State* co) {
+  if (S->error_handler_ref == LUA_NOREF) return false;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->error_handler_ref);
+  lua_insert(L, -2);
+  push_thread(L, co);
+  if (lua_pcall(L, 2, 0, 0) != 0) return false;  // a failing handler's error is raised instead
+  return true;
+}
+
+void sched_resume_from_loop(Scheduler* S, lua_State* co, int nresults) {
+  lua_State* L = S->loop_L;
+  int top = lua_gettop(L);
+  int n = sched_drive(S, L, co, nresults);
+  if (n < 0 && !handle_error(S, L, co)) {
+    // Keep the error on top of loop_L and stop dispatching: sock.poll raises it.
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+    S->error_pending = true;
+    S->loop->interrupt();
+    return;
+  }
+  lua_settop(L, top);
+}
+
+// --- Lua functions -----------------------------------------------------------
+
+static lua_State* check_thread(lua_State* L, int idx, const char* fname) {
+  lua_State* co = lua_tothread(L, idx);
+  if (!co) luaL_error(L, "bad argument #%d to '%s' (thread expected, got %s)", idx, fname, luaL_typename(L, idx));
+  return co;
+}
+
+// sock.newthread(f[, name]) -> co
+static int l_newthread(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_State* co = lua_newthread(L);
+  lua_pushvalue(L, 1);
+  lua_xmove(L, co, 1);
+  return 1;
+}
+
+static int resume_common(lua_State* L, Scheduler* S, lua_State* co, int first_arg, const char* fname) {
+  if (co == L) luaL_error(L, "%s: a thread cannot resume itself", fname);
+  if (sched_is_waiting(S, L, co)) luaL_error(L, "%s: the thread is waiting on I/O or a timer", fname);
+  int nargs = lua_gettop(L) - first_arg + 1;
+  lua_checkstack(co, nargs + 1);
+  lua_xmove(L, co, nargs);
+  int top = lua_gettop(L);
+  int n = sched_drive(S, L, co, nargs);
+  if (n < 0) {
+    if (handle_error(S, L, co)) return 0;
+    return lua_error(L);
+  }
+  return lua_gettop(L) - top;
+}
+
+// sock.resume(co, ...) -> values of the thread's next suspend(...)
+static int l_resume(lua_State* L) {
+  Scheduler* S = sched_of(L);
+  lua_State* co = check_thread(L, 1, "resume");
+  return resume_common(L, S, co, 2, "resume");
+}
+
+// sock.suspend(...) -> values of the resume/transfer that wakes the thread
+static int l_suspend(lua_State* L) {
+  Scheduler* S = sched_of(L);
+  sched_check_thread(L, S, "suspend");
+  int n = lua_gettop(L);
+  lua_pushlightuserdata(L, &sock_suspend_marker);
+  lua_insert(L, 1);
+  return lua_yield(L, n + 1);
+}
+
+// sock.transfer(co, ...) -> values of whoever transfers back
+static int l_transfer(lua_State* L) {
+  Scheduler* S = sched_of(L);
+  lua_State* co = check_thread(L, 1, "transfer");
+  if (!S->current) return resume_common(L, S, co, 2, "transfer");  // from outside any thread
+  if (sched_is_waiting(S, L, co)) luaL_error(L, "transfer: the thread is waiting on I/O or a timer");
+  sched_check_thread(L, S, "transfer");
+  int n = lua_gettop(L);
+  lua_pushlightuserdata(L, &sock_transfer_marker);
+  lua_insert(L, 1);
+  return lua_yield(L, n + 1);
+}
+
+// sock.currentthread() -> co, is_main
+static int l_currentthread(lua_State* L) {
+  Scheduler* S = sched_of(L);
+  if (S->current) {
+    push_thread(L, S->current);
+    lua_pushboolean(L, 0);
+  } else {
+    int is_main = lua_pushthread(L);
+    lua_pushboolean(L, is_main);
+  }
+  return 2;
+}
+
+static double opt_timeout(lua_State* L, int idx, const char* fname) {
+  if (lua_isnoneornil(L, idx)) return -1;
+  if (!lua_isnumber(L, idx)) luaL_error(L, "bad argument #%d to '%s' (number expected, got %s)", idx, fname, luaL_typename(L, idx));
+  double t = lua_tonumber(L, idx);
+  if (t != t) luaL_error(L, "bad argument #%d to '%s' (timeout is NaN)", idx, fname);
+  if (t >= 2147483647.0) return -1;  // "anything beyond 2^31-1 is infinite"
+  return t < 0 ? 0 : t;
+}
+
+static int raise_pending(lua_State* L, Scheduler* S) {
+  S->error_pending = false;
+  return lua_error(L);
+}
+
+static bool has_work(Scheduler* S) { return S->waiting > 0 || (S->loop && S->loop->has_ready()); }
+
+// One turn of the loop. Returns the number of callbacks run, raising a
+// thread's error.
+static int poll_once(lua_State* L, Scheduler* S, double timeout) {
+  sock::Loop& loop = sched_loop(L, S);
+  lua_State* saved = S->loop_L;
+  S->loop_L = L;
+  int n = loop.run_once(timeout);
+  S->loop_L = saved;
+  if (S->error_pending) {
+    S->running = false;
+    raise_pending(L, S);
+  }
+  if (n < 0) luaL_error(L, "sock.poll: %s", sock::error_message(-n));
+  return n;
+}
+
+// sock.poll([timeout]) -> true | false, 'timeout' | false, 'empty'
+static int l_poll(lua_State* L) {
+  Scheduler* S = sched_of(L);
+  double timeout = opt_timeout(L, 1, "poll");
+  if (S->current) luaL_error(L, "poll: cannot poll from inside a sock thread");
+  if (!has_work(S)) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "empty");
+    return 2;
+  }
+  if (poll_once(L, S, timeout) > 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushboolean(L, 0);
+  lua_pushliteral(L, "timeout");
+  return 2;
+}
+
+// sock.start([timeout]): poll until no thread waits, stop() is called, or
+// the optional timeout passes.
+static int l_start(lua_State* L) {
+  Scheduler* S = sched_of(L);
+  double timeout = opt_timeout(L, 1, "start");
+  if (S->running) return 0;
+  if (S->current) luaL_error(L, "start: cannot start the loop from inside a sock thread");
+  double until = timeout >= 0 ? sock::monotonic_now() + timeout : -1;
+  S->running = true;
+  while (!S->stop_requested && has_work(S)) {
+    double wait = -1;
+    if (until >= 0) {
+      wait = until - sock::monotonic_now();
+      if (wait <= 0) break;
+    }
+    poll_once(L, S, wait);
+  }
+  S->running = false;
+  S->stop_requested = false;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_stop(lua_State* L) {
+  sched_of(L)->stop_requested = true;
+  return 0;
+}
+
+static int l_running(lua_State* L) {
+  Scheduler* S = sched_of(L);
+  lua_pushboolean(L, S->running || S->current != nullptr);
+  return 1;
+}
+
+static int l_clock(lua_State* L) {
+  lua_pushnumber(L, sock::monotonic_now());
+  return 1;
+}
+
+// sock.epoll_fd() -> fd of the poller, to watch from a host's own loop.
+static int l_epoll_fd(lua_State* L) {
+  Scheduler* S = sched_of(L);
+  if (!lua_isnoneornil(L, 1))
+    luaL_error(L, "epoll_fd: sharing a poller fd between Lua states is not supported; each state has its own");
+  sock::Loop& loop = sched_loop(L, S);
+  lua_pushinteger(L, loop.poller().fd());
+  return 1;
+}
+
+// sock.backend([name]) -> name in use (or asked for), fallback reason
+static int l_backend(lua_State* L) {
+  Scheduler* S = sched_of(L);
+  if (!lua_isnoneornil(L, 1)) {
+    const char* name = luaL_checkstring(L, 1);
+    bool known = !strcmp(name, "epoll") || !strcmp(name, "io_uring");
+    if (!known) luaL_error(L, "bad argument #1 to 'backend' (unknown backend '%s': expected 'epoll' or 'io_uring')", name);
+    if (S->loop) {
+      if (strcmp(S->loop->poller().name(), name) != 0)
+        luaL_error(L, "backend: the %s backend is already running; choose the backend before the first I/O", S->loop->poller().name());
+    } else {
+      S->backend_request = !strcmp(name, "epoll") ? "epoll" : "io_uring";
+    }
+  }
+  sock::Loop& loop = sched_loop(L, S);
+  lua_pushstring(L, loop.poller().name());
+  if (S->fallback_reason) {
+    lua_pushstring(L, S->fallback_reason);
+    return 2;
+  }
+  return 1;
+}
+
+// sock.onerror(handler | nil): handler(err, thread) is called for a thread's
+// error instead of raising it out of sock.start/poll/resume.
+static int l_onerror(lua_State* L) {
+  Scheduler* S = sched_of(L);
+  if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_unref(L, LUA_REGISTRYINDEX, S->error_handler_ref);
+  S->error_handler_ref = LUA_NOREF;
+  if (!lua_isnoneornil(L, 1)) {
+    lua_pushvalue(L, 1);
+    S->error_handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  return 0;
+}
+
+// --- sleep jobs ------------------------------------------------------------
+
+struct SleepJob {
+  sock::Timer timer;
+  Scheduler* sched;
+  lua_State* thread;  // the sleeper, or nullptr
+};
+
+static const char* const SLEEP_JOB = "sock.sleep_job";
+
+static void sleep_fired(sock::Timer* t) {
+  SleepJob* job = static_cast<SleepJob*>(t->owner);
+  lua_State* co = job->thread;
+  job->thread = nullptr;
+  sched_unwait(job->sched, co);
+  sched_resume_from_loop(job->sched, co, 0);
+}
+
+static SleepJob* check_job(lua_State* L, const char* fname) {
+  void* p = luaL_testudata(L, 1, SLEEP_JOB);
+  if (!p) luaL_error(L, "bad argument #1 to '%s' (sock.sleep_job expected, got %s)", fname, luaL_typename(L, 1));
+  return static_cast<SleepJob*>(p);
+}
+
+static int l_sleep_job(lua_State* L) {
+  Scheduler* S = sched_of(L);
+  SleepJob* job = static_cast<SleepJob*>(lua_newuserdata(L, sizeof(SleepJob)));
+  new (job) SleepJob{};
+  job->sched = S;
+  job->timer.owner = job;
+  job->timer.on_fire = sleep_fired;
+  luaL_setmetatable(L, SLEEP_JOB);
+  return 1;
+}
+
+static double check_time(lua_State* L, int idx, const char* fname) {
+  if (!lua_isnumber(L, idx)) luaL_error(L, "bad argument #%d to '%s' (number expected, got %s)", idx, fname, luaL_typename(L, idx));
+  double t = lua_tonumber(L, idx);
+  if (t != t) luaL_error(L, "bad argument #%d to '%s' (NaN)", idx, fname);
+  return t;
+}
+
+static int job_sleep_until_at(lua_State* L, SleepJob* job, double when, const char* fname) {
+  Scheduler* S = job->sched;
+  sched_check_thread(L, S, fname);
+  if (job->thread) luaL_error(L, "%s: this sleep job already has a sleeping thread", fname);
+  if (std::isinf(when) && when > 0) when = 1e300;  // forever: only wakeup() ends it
+  sched_loop(L, S).add_timer(job->timer, when);
+  job->thread = S->current;
+  return sched_wait(L, S);
+}
+
+static int l_job_sleep_until(lua_State* L) {
+  SleepJob* job = check_job(L, "sleep_until");
+  return job_sleep_until_at(L, job, check_time(L, 2, "sleep_until"), "sleep_until");
+}
+
+static int l_job_sleep(lua_State* L) {
+  SleepJob* job = check_job(L, "sleep");
+  return job_sleep_until_at(L, job, sock::monotonic_now() + check_time(L, 2, "sleep"), "sleep");
+}
+
+// sj:wakeup(...) -> true if a thread was sleeping (it runs now, with ...)
+static int l_job_wakeup(lua_State* L) {
+  SleepJob* job = check_job(L, "wakeup");
+  Scheduler* S = job->sched;
+  lua_State* co = job->thread;
+  if (!co) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  job->thread = nullptr;
+  if (S->loop) S->loop->remove_timer(job->timer);
+  sched_unwait(S, co);
+  lua_remove(L, 1);
+  resume_common(L, S, co, 1, "wakeup");
+  lua_settop(L, 0);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_job_gc(lua_State* L) {
+  SleepJob* job = static_cast<SleepJob*>(lua_touserdata(L, 1));
+  // Only reachable here when nothing sleeps on it (a sleeper keeps it alive),
+  // or when the whole state closes.
+  if (job->sched->loop) job->sched->loop->remove_timer(job->timer);
+  return 0;
+}
+
+// sock.sleep_until(t) / sock.sleep(s): a sleep job of their own.
+static int l_sleep_until(lua_State* L) {
+  double when = check_time(L, 1, "sleep_until");
+  l_sleep_job(L);
+  lua_replace(L, 1);
+  return job_sleep_until_at(L, static_cast<SleepJob*>(lua_touserdata(L, 1)), when, "sleep_until");
+}
+
+static int l_sleep(lua_State* L) {
+  double when = sock::monotonic_now() + check_time(L, 1, "sleep");
+  l_sleep_job(L);
+  lua_replace(L, 1);
+  return job_sleep_until_at(L, static_cast<SleepJob*>(lua_touserdata(L, 1)), when, "sleep");
+}
+
+// --- private helpers for the Lua half ----------------------------------------
+
+// is_marker(v): whether a yielded value is one of the scheduler's markers,
+// which sock.cowrap/sock.pcall pass through to the enclosing thread.
+static int l_is_marker(lua_State* L) {
+  void* p = lua_touserdata(L, 1);
+  lua_pushboolean(L, lua_islightuserdata(L, 1) &&
+                         (p == &sock_wait_marker || p == &sock_suspend_marker || p == &sock_transfer_marker));
+  return 1;
+}
+
+// allow_nested(co): let coroutine co wait inside a sock thread.
+static int l_allow_nested(lua_State* L) {
+  Scheduler* S = sched_of(L);
+  check_thread(L, 1, "allow_nested");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->nested_ref);
+  lua_pushvalue(L, 1);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+static int l_hooks(lua_State* L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sched_of(L)->hooks_ref);
+  return 1;
+}
+
+static int l_waiting_count(lua_State* L) {
+  lua_pushinteger(L, sched_of(L)->waiting);
+  return 1;
+}
+
+static int l_sched_gc(lua_State* L) {
+  Scheduler* S = static_cast<Scheduler*>(lua_touserdata(L, 1));
+  // Other finalizers may still run after this one while the state closes;
+  // they see `closed` and a null loop and leave it alone.
+  S->closed = true;
+  S->loop.reset();
+  return 0;
+}
+
+static int new_weak_table(lua_State* L, const char* mode) {
+  lua_newtable(L);
+  if (mode) {
+    lua_newtable(L);
+    lua_pushstring(L, mode);
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+  }
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+Scheduler* sched_create(lua_State* L) {
+  Scheduler* S = static_cast<Scheduler*>(lua_newuserdata(L, sizeof(Scheduler)));
+  new (S) Scheduler{};
+  lua_newtable(L);
+  lua_pushcfunction(L, l_sched_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  S->waiting_ref = new_weak_table(L, nullptr);
+  S->nested_ref = new_weak_table(L, "k");
+  S->hooks_ref = new_weak_table(L, "k");
+  return S;
+}
+
+void sched_open(lua_State* L) {
+  static const luaL_Reg job_methods[] = {
+      {"sleep", l_job_sleep}, {"sleep_until", l_job_sleep_until}, {"wakeup", l_job_wakeup}, {nullptr, nullptr}};
+  static const luaL_Reg functions[] = {
+      {"newthread", l_newthread},   {"resume", l_resume},   {"suspend", l_suspend},
+      {"transfer", l_transfer},     {"currentthread", l_currentthread},
+      {"poll", l_poll},             {"start", l_start},     {"stop", l_stop},
+      {"clock", l_clock},           {"epoll_fd", l_epoll_fd}, {"backend", l_backend},
+      {"onerror", l_onerror},       {"sleep_job", l_sleep_job}, {"sleep", l_sleep},
+      {"sleep_until", l_sleep_until}, {"_is_marker", l_is_marker},
+      {"_allow_nested", l_allow_nested}, {"_finish_hooks", l_hooks}, {"_running", l_running},
+      {"_waiting_count", l_waiting_count}, {nullptr, nullptr}};
+  // module table at -2, scheduler userdata at -1
+  luaL_newmetatable(L, SLEEP_JOB);
+  lua_newtable(L);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, job_methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, l_job_gc, 1);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, functions, 1);  // pops the scheduler
+}

@@ -1,0 +1,203 @@
+// The loop and the epoll backend, driven from C++ with plain callbacks.
+#include <catch2/catch.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "sock/clock.hpp"
+#include "sock/error.hpp"
+#include "sock/loop.hpp"
+#include "sock/socket.hpp"
+
+using namespace sock;
+
+namespace {
+
+struct Pair {
+  Socket a, b;
+  Pair() {
+    int fds[2];
+    REQUIRE(make_socketpair(SOCK_STREAM, fds) == 0);
+    a.adopt(fds[0], AF_UNIX, SOCK_STREAM, 0);
+    b.adopt(fds[1], AF_UNIX, SOCK_STREAM, 0);
+  }
+};
+
+int completions = 0;
+void count_completion(Operation*) { completions++; }
+
+}  // namespace
+
+TEST_CASE("a recv that would block completes when data arrives", "[loop][epoll]") {
+  Loop loop(make_epoll_poller(nullptr));
+  Pair pair;
+  char buf[16];
+  Operation op;
+  op.kind = OpKind::recv;
+  op.handle = &pair.a.io;
+  op.buf = buf;
+  op.len = sizeof buf;
+  op.on_complete = count_completion;
+  completions = 0;
+  REQUIRE_FALSE(Loop::try_now(op));
+  REQUIRE(loop.start(op, monotonic_now() + 5) == 0);
+  REQUIRE(loop.run_once(0) == 0);  // nothing yet
+  REQUIRE(::send(pair.b.fd(), "hello", 5, 0) == 5);
+  REQUIRE(loop.run_once(5) == 1);
+  REQUIRE(completions == 1);
+  REQUIRE(op.result == 5);
+  REQUIRE(std::memcmp(buf, "hello", 5) == 0);
+  REQUIRE(pair.a.io.reader == nullptr);
+}
+
+TEST_CASE("a deadline cancels the op with ETIMEDOUT", "[loop][timer]") {
+  Loop loop(make_epoll_poller(nullptr));
+  Pair pair;
+  char buf[4];
+  Operation op;
+  op.kind = OpKind::recv;
+  op.handle = &pair.a.io;
+  op.buf = buf;
+  op.len = sizeof buf;
+  op.on_complete = count_completion;
+  completions = 0;
+  double start = monotonic_now();
+  REQUIRE(loop.start(op, start + 0.05) == 0);
+  while (completions == 0 && monotonic_now() - start < 5) loop.run_once(5);
+  REQUIRE(completions == 1);
+  REQUIRE(op.result == -ETIMEDOUT);
+  REQUIRE(monotonic_now() - start >= 0.05);
+  REQUIRE(std::string(error_name(ETIMEDOUT)) == "timeout");
+}
+
+TEST_CASE("a deadline in the past refuses to wait", "[loop][timer]") {
+  Loop loop(make_epoll_poller(nullptr));
+  Pair pair;
+  char buf[4];
+  Operation op;
+  op.kind = OpKind::recv;
+  op.handle = &pair.a.io;
+  op.buf = buf;
+  op.len = sizeof buf;
+  REQUIRE(loop.start(op, monotonic_now() - 1) == -ETIMEDOUT);
+  REQUIRE(pair.a.io.reader == nullptr);
+}
+
+TEST_CASE("a second reader on the same fd is refused as busy", "[loop]") {
+  Loop loop(make_epoll_poller(nullptr));
+  Pair pair;
+  char buf[4];
+  Operation first, second;
+  for (Operation* op : {&first, &second}) {
+    op->kind = OpKind::recv;
+    op->handle = &pair.a.io;
+    op->buf = buf;
+    op->len = sizeof buf;
+    op->on_complete = count_completion;
+  }
+  REQUIRE(loop.start(first, -1) == 0);
+  REQUIRE(loop.start(second, -1) == -ERR_BUSY);
+  completions = 0;
+  loop.close_handle(pair.a.io);
+  REQUIRE(loop.run_once(0) == 1);
+  REQUIRE(first.result == -ERR_CLOSED);
+  REQUIRE(std::string(error_name(ERR_CLOSED)) == "closed");
+}
+
+TEST_CASE("send_all moves a payload larger than the socket buffer", "[loop][epoll]") {
+  Loop loop(make_epoll_poller(nullptr));
+  Pair pair;
+  std::string payload(4 << 20, 'x');
+  for (size_t i = 0; i < payload.size(); i++) payload[i] = (char)(i * 31);
+  Operation send_op, recv_op;
+  send_op.kind = OpKind::send_all;
+  send_op.handle = &pair.a.io;
+  send_op.buf = payload.data();
+  send_op.len = payload.size();
+  send_op.on_complete = count_completion;
+  std::string got(payload.size(), '\0');
+  recv_op.kind = OpKind::recv_all;
+  recv_op.handle = &pair.b.io;
+  recv_op.buf = got.data();
+  recv_op.len = got.size();
+  recv_op.on_complete = count_completion;
+  completions = 0;
+  REQUIRE_FALSE(Loop::try_now(send_op));  // 4 MiB cannot fit at once
+  REQUIRE(send_op.done > 0);
+  REQUIRE(loop.start(send_op, monotonic_now() + 10) == 0);
+  if (!Loop::try_now(recv_op)) REQUIRE(loop.start(recv_op, monotonic_now() + 10) == 0);
+  else completions++;
+  double start = monotonic_now();
+  while (completions < 2 && monotonic_now() - start < 10) loop.run_once(1);
+  REQUIRE(completions == 2);
+  REQUIRE(send_op.result == (long)payload.size());
+  REQUIRE(recv_op.result == (long)payload.size());
+  REQUIRE(got == payload);
+}
+
+TEST_CASE("recv_all stops at end of stream with what it got", "[loop]") {
+  Pair pair;
+  REQUIRE(::send(pair.b.fd(), "abc", 3, 0) == 3);
+  pair.b.close();
+  char buf[10];
+  Operation op;
+  op.kind = OpKind::recv_all;
+  op.handle = &pair.a.io;
+  op.buf = buf;
+  op.len = sizeof buf;
+  REQUIRE(Loop::try_now(op));
+  REQUIRE(op.eof);
+  REQUIRE(op.done == 3);
+}
+
+TEST_CASE("timers fire in order and may be removed", "[loop][timer]") {
+  Loop loop(make_epoll_poller(nullptr));
+  static std::vector<int> fired;
+  fired.clear();
+  Timer a, b, c;
+  int ia = 1, ib = 2, ic = 3;
+  a.owner = &ia; b.owner = &ib; c.owner = &ic;
+  auto record = [](Timer* t) { fired.push_back(*static_cast<int*>(t->owner)); };
+  a.on_fire = b.on_fire = c.on_fire = record;
+  double now = monotonic_now();
+  loop.add_timer(c, now + 0.03);
+  loop.add_timer(a, now + 0.01);
+  loop.add_timer(b, now + 0.02);
+  REQUIRE(loop.remove_timer(b));
+  while (loop.timers() > 0 && monotonic_now() - now < 5) loop.run_once(1);
+  REQUIRE(fired == std::vector<int>{1, 3});
+}
+
+TEST_CASE("connect to a closed port completes with ECONNREFUSED through the poller", "[loop][epoll]") {
+  Loop loop(make_epoll_poller(nullptr));
+  // Find a free port, then close it so nothing listens there.
+  Socket probe;
+  REQUIRE(probe.open(AF_INET, SOCK_STREAM, 0) == 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(probe.bind((sockaddr*)&sin, sizeof sin) == 0);
+  sockaddr_storage ss;
+  socklen_t len;
+  REQUIRE(probe.local_address(ss, len) == 0);
+  probe.close();
+  Socket s;
+  REQUIRE(s.open(AF_INET, SOCK_STREAM, 0) == 0);
+  int rc = s.connect((sockaddr*)&ss, len);
+  if (rc == -EINPROGRESS) {
+    Operation op;
+    op.kind = OpKind::connect;
+    op.handle = &s.io;
+    op.on_complete = count_completion;
+    completions = 0;
+    REQUIRE(loop.start(op, monotonic_now() + 5) == 0);
+    while (completions == 0) REQUIRE(loop.run_once(5) >= 0);
+    rc = (int)op.result;
+  }
+  REQUIRE(rc == -ECONNREFUSED);
+  REQUIRE(std::string(error_message(ECONNREFUSED)) == "connection_refused");
+}
