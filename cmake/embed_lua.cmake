@@ -1,8 +1,25 @@
-# Turns lua/sock.lua into a C++ header holding its bytes, so the module (and a
-# host that links it statically) needs no .lua file on disk.
-file(READ ${SCRIPT} hex HEX)
-string(LENGTH "${hex}" hex_len)
-string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
-math(EXPR len "${hex_len} / 2")
-file(WRITE ${OUT}.tmp "// Generated from lua/sock.lua by cmake/embed_lua.cmake. Do not edit.\n#pragma once\nstatic const unsigned char sock_embedded_lua[] = {${bytes}};\nstatic const unsigned long sock_embedded_lua_size = ${len};\n")
+# Turns the Lua half of the module (lua/sock.lua first, then every other
+# lua/*.lua in name order) into a C++ header holding their bytes, so the
+# module (and a host that links it statically) needs no .lua file on disk.
+# Each chunk is run with the module table and returns it.
+file(GLOB scripts ${SCRIPT_DIR}/*.lua)
+list(SORT scripts)
+list(REMOVE_ITEM scripts ${SCRIPT_DIR}/sock.lua)
+list(INSERT scripts 0 ${SCRIPT_DIR}/sock.lua)
+set(body "// Generated from lua/*.lua by cmake/embed_lua.cmake. Do not edit.\n#pragma once\n")
+set(table "")
+set(i 0)
+foreach(script IN LISTS scripts)
+  get_filename_component(name ${script} NAME)
+  file(READ ${script} hex HEX)
+  string(LENGTH "${hex}" hex_len)
+  math(EXPR len "${hex_len} / 2")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND body "static const unsigned char sock_lua_chunk_${i}[] = {${bytes}};\n")
+  string(APPEND table "  {\"=${name}\", sock_lua_chunk_${i}, ${len}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND body "struct SockLuaChunk { const char* name; const unsigned char* bytes; unsigned long size; };\n")
+string(APPEND body "static const SockLuaChunk sock_lua_chunks[] = {\n${table}};\n")
+file(WRITE ${OUT}.tmp "${body}")
 file(RENAME ${OUT}.tmp ${OUT})

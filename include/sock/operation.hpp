@@ -47,7 +47,12 @@ struct IoHandle {
   Operation* reader = nullptr;
   Operation* writer = nullptr;
   uint32_t backend_state = 0;  // backend bookkeeping, e.g. "registered with epoll"
-  uint32_t inflight = 0;       // completion backends: submissions the kernel still holds
+  // Completion backends: requests the kernel still holds for this handle's
+  // ops (at most one per op). While it is non-zero the kernel may still write
+  // into the ops, their buffers and this handle, so none of them may be freed;
+  // it drops to 0 once every op has been passed to Loop::complete, or once
+  // the Loop (and with it the backend) has been destroyed.
+  uint32_t inflight = 0;
 };
 
 struct Operation {
@@ -75,6 +80,11 @@ struct Operation {
 
   Timer deadline;                  // armed when the op has an `expires`
   Operation* next_ready = nullptr; // intrusive link in the loop's ready queue
+
+  // Completion backends: per-op memory the kernel reads or writes until the
+  // op's completion arrives (io_uring: the msghdr of recvmsg/sendmsg), taken
+  // from the backend's pool only while the op is in flight. Unused by epoll.
+  void* backend_data = nullptr;
 };
 
 // Perform the operation's syscall once, without blocking. Returns false when

@@ -17,6 +17,9 @@ class Poller {
 
   // An fd that becomes readable when the poller has something to report, so
   // a host program can watch it in its own event loop; -1 if there is none.
+  // (A completion backend that batches submissions stops batching once this
+  // is called: a host only calls us back when the fd is readable, so work
+  // must not sit unsubmitted between turns.)
   virtual int fd() const = 0;
 
   // Start waiting for `op`, which has already been tried once and would have
@@ -30,7 +33,10 @@ class Poller {
   // the op will still be passed to Loop::complete later.
   virtual bool cancel(Operation& op) = 0;
 
-  // The handle's fd is about to be closed; no op of it is pending any more.
+  // The handle's fd is about to be closed. Its ops have all been cancelled;
+  // with a completion backend they may still be in flight (handle.inflight),
+  // and the backend must make sure none of them reaches the kernel after the
+  // fd is closed, since the fd number may be reused at once.
   virtual void forget(IoHandle& handle) = 0;
 
   // Wait up to timeout_ms (-1: forever, 0: just look) and hand every finished

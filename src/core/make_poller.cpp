@@ -14,13 +14,37 @@ std::unique_ptr<Poller> make_uring_poller(int* err) {
 }
 #endif
 
+// Why io_uring could not be used, for sock.backend()'s second result. The
+// text must say which knob to turn, since the fallback is otherwise silent.
+static const char* uring_failure(int err) {
+#ifndef SOCK_HAVE_URING
+  (void)err;
+  return "io_uring support not built in (liburing was not found at build time)";
+#else
+  switch (err) {
+    case ENOSYS:
+      return "io_uring unavailable: the kernel has no io_uring, or a seccomp filter hides it (ENOSYS)";
+    case EPERM:
+      return "io_uring unavailable: not permitted (sysctl kernel.io_uring_disabled, or a seccomp filter) (EPERM)";
+    case ENOMEM:
+      return "io_uring unavailable: no memory for the ring (locked-memory limit, see ulimit -l) (ENOMEM)";
+    case EMFILE:
+    case ENFILE:
+      return "io_uring unavailable: too many open files for the ring's fd (EMFILE/ENFILE)";
+    case EINVAL:
+      return "io_uring unavailable: the kernel rejected the ring setup, probably too old (EINVAL)";
+    default:
+      return "io_uring unavailable: io_uring_queue_init failed";
+  }
+#endif
+}
+
 std::unique_ptr<Poller> make_poller(const char* name, const char** fallback_reason) {
   if (fallback_reason) *fallback_reason = nullptr;
   if (name && (!std::strcmp(name, "io_uring") || !std::strcmp(name, "uring"))) {
     int err = 0;
     if (auto p = make_uring_poller(&err)) return p;
-    if (fallback_reason)
-      *fallback_reason = err == ENOSYS ? "io_uring support not built in" : "io_uring could not be set up";
+    if (fallback_reason) *fallback_reason = uring_failure(err);
   }
   return make_epoll_poller(nullptr);
 }

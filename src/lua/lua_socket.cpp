@@ -60,15 +60,16 @@ static int opt_flags(lua_State* L, int idx, const char* fname) {
   return (int)sock_checkinteger(L, idx);
 }
 
+static int push_wait_results(lua_State* co, void* ctx) {
+  LuaWait& w = *static_cast<LuaWait*>(ctx);
+  return w.push_results(co, w);
+}
+
 static void wait_completed(sock::Operation* op) {
   LuaWait& w = *static_cast<LuaWait*>(op->owner);
   lua_State* co = w.thread;
   w.thread = nullptr;
-  Scheduler* S = w.sched;
-  sched_unwait(S, co);
-  lua_checkstack(co, 8);
-  int n = w.push_results(co, w);
-  sched_resume_from_loop(S, co, n);
+  sched_complete_wait(w.sched, co, push_wait_results, &w);
 }
 
 int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, double expires, PushResults push_results) {

@@ -37,10 +37,14 @@ extern "C" __attribute__((visibility("default"))) int luaopen_sock(lua_State* L)
   lua_setfield(L, -2, "_set_cdata_converter");
   lua_pop(L, 1);
 
-  if (luaL_loadbuffer(L, (const char*)sock_embedded_lua, sock_embedded_lua_size, "=sock.lua") != 0)
-    return lua_error(L);
+  // The Lua half: sock.lua, then the other lua/*.lua files, each given the
+  // module table.
+  for (const SockLuaChunk& chunk : sock_lua_chunks) {
+    if (luaL_loadbuffer(L, (const char*)chunk.bytes, chunk.size, chunk.name) != 0) return lua_error(L);
+    lua_pushvalue(L, module);
+    lua_call(L, 1, 0);
+  }
   lua_pushvalue(L, module);
-  lua_call(L, 1, 1);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, "sock.module");
   return 1;

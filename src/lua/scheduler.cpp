@@ -42,8 +42,12 @@ bool sched_is_waiting(Scheduler* S, lua_State* L, lua_State* co) {
 }
 
 void sched_unwait(Scheduler* S, lua_State* co) {
+  // Drop what the wait kept on the thread's stack (see sched_wait) so that
+  // only the values about to be pushed are the waiting call's results.
+  lua_settop(co, 0);
   lua_checkstack(co, 4);
   set_waiting(S, co, co, false);
+  lua_settop(co, 0);
   S->waiting--;
 }
 
@@ -74,8 +78,13 @@ void sched_check_thread(lua_State* L, Scheduler* S, const char* fname) {
 int sched_wait(lua_State* L, Scheduler* S) {
   set_waiting(S, L, S->current, true);
   S->waiting++;
+  // Yield the marker followed by every argument of the waiting call: the
+  // driver leaves them on the thread's stack until the wait ends, which keeps
+  // the socket, the buffer or the sleep job alive meanwhile. (LuaJIT
+  // overwrites a yielding C function's arguments, so they would not be.)
   lua_pushlightuserdata(L, &sock_wait_marker);
-  return lua_yield(L, 1);
+  lua_insert(L, 1);
+  return lua_yield(L, lua_gettop(L));
 }
 
 // --- driving threads -------------------------------------------------------
@@ -128,7 +137,21 @@ static int run_finish_hook(Scheduler* S, lua_State* L, lua_State* co) {
   return 0;
 }
 
+// Run co; see scheduler.hpp. While a coroutine runs it must stay reachable:
+// nothing else may refer to it (the loop holds only its lua_State*), so the
+// driver keeps it on L's stack, in the `anchor` slot.
+static int drive(Scheduler* S, lua_State* L, lua_State* co, int nargs, int anchor);
+
 int sched_drive(Scheduler* S, lua_State* L, lua_State* co, int nargs) {
+  lua_checkstack(L, 2);
+  push_thread(L, co);
+  int anchor = lua_gettop(L);
+  int n = drive(S, L, co, nargs, anchor);
+  lua_remove(L, anchor);  // below the results, or below the error
+  return n;
+}
+
+static int drive(Scheduler* S, lua_State* L, lua_State* co, int nargs, int anchor) {
   for (;;) {
     lua_State* prev = S->current;
     S->current = co;
@@ -137,10 +160,7 @@ int sched_drive(Scheduler* S, lua_State* L, lua_State* co, int nargs) {
     S->current = prev;
     if (status == LUA_YIELD) {
       void* marker = nres > 0 ? lua_touserdata(co, -nres) : nullptr;
-      if (marker == &sock_wait_marker) {
-        lua_pop(co, nres);
-        return 0;
-      }
+      if (marker == &sock_wait_marker) return 0;  // its values stay, see sched_wait
       if (marker == &sock_transfer_marker) {
         lua_State* target = lua_tothread(co, -nres + 1);
         int nv = nres - 2;
@@ -159,6 +179,8 @@ int sched_drive(Scheduler* S, lua_State* L, lua_State* co, int nargs) {
         lua_checkstack(target, nv + 1);
         lua_xmove(co, target, nv);
         lua_pop(co, 2);
+        push_thread(L, target);
+        lua_replace(L, anchor);
         co = target;
         nargs = nv;
         continue;
@@ -192,9 +214,16 @@ static bool handle_error(Scheduler* S, lua_State* L, lua_State* co) {
   return true;
 }
 
-void sched_resume_from_loop(Scheduler* S, lua_State* co, int nresults) {
+void sched_complete_wait(Scheduler* S, lua_State* co, int (*push_results)(lua_State* co, void* ctx), void* ctx) {
   lua_State* L = S->loop_L;
   int top = lua_gettop(L);
+  // Hold the thread before it leaves the waiting set: pushing its results
+  // may run the collector, and nothing else refers to it now.
+  lua_checkstack(L, 4);
+  push_thread(L, co);
+  sched_unwait(S, co);
+  lua_checkstack(co, 8);
+  int nresults = push_results ? push_results(co, ctx) : 0;
   int n = sched_drive(S, L, co, nresults);
   if (n < 0 && !handle_error(S, L, co)) {
     // Keep the error on top of loop_L and stop dispatching: sock.poll raises it.
@@ -433,8 +462,7 @@ static void sleep_fired(sock::Timer* t) {
   SleepJob* job = static_cast<SleepJob*>(t->owner);
   lua_State* co = job->thread;
   job->thread = nullptr;
-  sched_unwait(job->sched, co);
-  sched_resume_from_loop(job->sched, co, 0);
+  sched_complete_wait(job->sched, co, nullptr, nullptr);
 }
 
 static SleepJob* check_job(lua_State* L, const char* fname) {
@@ -492,9 +520,10 @@ static int l_job_wakeup(lua_State* L) {
   }
   job->thread = nullptr;
   if (S->loop) S->loop->remove_timer(job->timer);
+  push_thread(L, co);
+  lua_replace(L, 1);  // the job's slot now holds the thread, keeping it alive
   sched_unwait(S, co);
-  lua_remove(L, 1);
-  resume_common(L, S, co, 1, "wakeup");
+  resume_common(L, S, co, 2, "wakeup");
   lua_settop(L, 0);
   lua_pushboolean(L, 1);
   return 1;

@@ -47,13 +47,14 @@ void sched_check_thread(lua_State* L, Scheduler* S, const char* fname);
 
 // Record the current thread as waiting and yield it. Use as
 // `return sched_wait(L, S);` from a C function; the loop later resumes the
-// thread with the results of whatever it waits for.
+// thread with the results of whatever it waits for. Everything on the C
+// function's stack stays alive until then.
 int sched_wait(lua_State* L, Scheduler* S);
 
-// The loop's side of a finished wait: forget that `co` waits, then resume it
-// with the `nresults` values on top of its stack. Errors are kept for
-// sock.poll/start to raise.
-void sched_resume_from_loop(Scheduler* S, lua_State* co, int nresults);
+// The loop's side of a finished wait: forget that `co` waits, push its
+// results with push_results(co, ctx) (none if null), and resume it. Errors
+// are kept for sock.poll/start to raise.
+void sched_complete_wait(Scheduler* S, lua_State* co, int (*push_results)(lua_State* co, void* ctx), void* ctx);
 
 // Leave the waiting set without resuming (the thread is resumed directly).
 void sched_unwait(Scheduler* S, lua_State* co);

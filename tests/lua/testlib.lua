@@ -1,0 +1,150 @@
+-- A small test harness shared by the Lua test files. Each test runs inside
+-- its own sock.run with a watchdog, so a hang fails in seconds instead of
+-- waiting for CTest's timeout; every file checks that it left no fd open.
+--
+--   local T = require'testlib'
+--   T.test('name', function() ... end)   -- runs inside a sock thread
+--   T.plain('name', function() ... end)  -- runs outside any thread
+--   T.done()                             -- prints the tally, exits non-zero on failure
+local sock = require'sock'
+
+local T = {}
+local passed, failed = 0, 0
+local file = (arg and arg[0] or 'test'):match('([^/]+)%.lua$') or 'test'
+
+T.sock = sock
+T.WATCHDOG = 10  -- seconds any single test may take
+
+-- Open fds of this process, from /proc (Linux). Pipes are left out: the
+-- listing itself runs through popen, whose pipe ends come and go while it runs.
+function T.fd_count()
+	local p = io.popen('for f in /proc/' .. T.pid() .. '/fd/*; do readlink "$f"; done')
+	local n = 0
+	for line in p:lines() do
+		if not line:find('^pipe:') then n = n + 1 end
+	end
+	p:close()
+	return n
+end
+
+function T.pid()
+	if not T._pid then
+		local f = io.open('/proc/self/stat')  -- opened by us, so "self" is us
+		T._pid = f:read('*l'):match('^(%d+)')
+		f:close()
+	end
+	return T._pid
+end
+
+-- The backend the test run was asked to use must be the one running. (This
+-- also makes the poller, whose fd must not count as a leak.)
+local required = os.getenv('SOCK_REQUIRE_BACKEND')
+do
+	local name, why = sock.backend()
+	if required and name ~= required then
+		io.stderr:write(('%s: backend %s was required but %s runs (%s)\n'):format(file, required, tostring(name), tostring(why)))
+		os.exit(1)
+	end
+end
+
+local fds_at_start = T.fd_count()
+
+local function report(name, ok, err)
+	if ok then
+		passed = passed + 1
+	else
+		failed = failed + 1
+		io.stderr:write(('FAIL %s: %s\n%s\n'):format(file, name, tostring(err)))
+	end
+end
+
+local function traceback(err)
+	return debug.traceback(tostring(err), 2)
+end
+
+-- Run f inside a sock thread; fail if it raises, if it (or a thread it
+-- started) still waits after the watchdog's time, or if it never finishes.
+function T.test(name, f, watchdog)
+	local finished, ok, err = false, true, nil
+	local limit = watchdog or T.WATCHDOG
+	local co = sock.newthread(function()
+		local okf, e = sock.xpcall(f, traceback)
+		ok, err, finished = okf, e, true
+	end)
+	local okr, e = pcall(sock.resume, co)
+	if not okr then ok, err, finished = false, e, true end
+	local okp, e2 = pcall(sock.start, limit)
+	if not okp and ok then ok, err = false, e2 end
+	if ok and not finished then
+		ok, err = false, 'timed out after ' .. limit .. 's (watchdog)'
+	elseif ok and sock._waiting_count() > 0 then
+		ok, err = false, sock._waiting_count() .. ' thread(s) still waiting after the test'
+	end
+	report(name, ok, err)
+	if sock._waiting_count() > 0 then  -- cannot go on with a loop in that state
+		T.done()
+		os.exit(1)
+	end
+end
+
+-- Run f outside any thread.
+function T.plain(name, f)
+	local ok, err = sock.xpcall(f, traceback)
+	report(name, ok, err)
+end
+
+-- assert that f raises an error whose message contains `pattern` (plain text).
+function T.raises(pattern, f, ...)
+	local ok, err = pcall(f, ...)
+	if ok then error('expected an error containing "' .. pattern .. '", got none', 2) end
+	if not tostring(err):find(pattern, 1, true) then
+		error('expected an error containing "' .. pattern .. '", got: ' .. tostring(err), 2)
+	end
+	return err
+end
+
+function T.eq(a, b, msg)
+	if a ~= b then
+		error((msg and msg .. ': ' or '') .. 'expected ' .. tostring(b) .. ', got ' .. tostring(a), 2)
+	end
+end
+
+-- A deadline `s` seconds from now (default 5): every I/O in tests has one.
+function T.deadline(s)
+	return sock.clock() + (s or 5)
+end
+
+-- A listening TCP socket on 127.0.0.1 and its port.
+function T.listener(host, family)
+	local s = assert(sock.tcp(family))
+	assert(s:setopt('reuseaddr', true))
+	assert(s:listen(host or '127.0.0.1', 0))
+	return s, s:getsockname():port()
+end
+
+-- A connected pair of TCP sockets over loopback: client, server side.
+function T.tcp_pair()
+	local l, port = T.listener()
+	local c = assert(sock.tcp())
+	assert(c:connect('127.0.0.1', port, T.deadline()))
+	-- the handshake is complete once connect returns: the backlog holds it
+	local server = assert(l:accept(T.deadline()))
+	l:close()
+	return c, server
+end
+
+function T.done()
+	collectgarbage()
+	collectgarbage()
+	local fds = T.fd_count()
+	if fds ~= fds_at_start then
+		failed = failed + 1
+		io.stderr:write(('FAIL %s: fd leak: %d open at start, %d at end\n'):format(file, fds_at_start, fds))
+	end
+	print(('%s: %d passed, %d failed'):format(file, passed, failed))
+	-- Not os.exit: ending the script closes the Lua state, so the sanitizer
+	-- build sees every finalizer run.
+	if failed > 0 then error(failed .. ' test(s) failed', 0) end
+end
+
+return T
