@@ -126,7 +126,7 @@ local is_marker = sock._is_marker
 -- sock.cowrap(f) -> wrapper: like coroutine.wrap, but f may do I/O; its
 -- sock.yield(...) values are what the wrapper returns.
 function sock.cowrap(f)
-	local co = coroutine.create(f)
+	local co = coroutine.create(function(...) return f(...) end)
 	sock._allow_nested(co)
 	local function step(ok, ...)
 		if not ok then error((...), 0) end
@@ -146,7 +146,8 @@ end
 local native_yieldable_pcall = not (_VERSION == 'Lua 5.1' and type(jit) ~= 'table')
 
 local function coroutine_pcall(handler, f, ...)
-	local co = coroutine.create(f)
+	-- (5.1's coroutine.create takes only Lua functions)
+	local co = coroutine.create(function(...) return f(...) end)
 	sock._allow_nested(co)
 	local function step(ok, ...)
 		if not ok then

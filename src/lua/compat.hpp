@@ -124,6 +124,22 @@ inline void sock_getuservalue(lua_State* L, int idx) {
 #endif
 }
 
+// Argument checks that name the function explicitly: luaL_check* would say
+// '?' or 'sock.name' depending on the Lua version and how it was called.
+inline void sock_checktype(lua_State* L, int arg, int type, const char* fname) {
+  if (lua_type(L, arg) != type)
+    luaL_error(L, "bad argument #%d to '%s' (%s expected, got %s)", arg, fname, lua_typename(L, type),
+               luaL_typename(L, arg));
+}
+inline const char* sock_checkstring(lua_State* L, int arg, const char* fname) {
+  if (lua_type(L, arg) != LUA_TSTRING && lua_type(L, arg) != LUA_TNUMBER)
+    luaL_error(L, "bad argument #%d to '%s' (string expected, got %s)", arg, fname, luaL_typename(L, arg));
+  return lua_tostring(L, arg);
+}
+inline const char* sock_optstring(lua_State* L, int arg, const char* def, const char* fname) {
+  return lua_isnoneornil(L, arg) ? def : sock_checkstring(L, arg, fname);
+}
+
 // Raise "bad argument #n to 'fname' (msg)" with an explicit function name:
 // methods called from Lua-side wrappers would otherwise report '?'.
 #define sock_argerror(L, arg, fname, msg) \

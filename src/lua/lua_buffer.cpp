@@ -119,7 +119,8 @@ static int l_tostring(lua_State* L) {
 static int l_set(lua_State* L) {
   ByteBuffer* b = check_buf(L, "set");
   size_t len;
-  const char* s = luaL_checklstring(L, 2, &len);
+  sock_checkstring(L, 2, "set");
+  const char* s = lua_tolstring(L, 2, &len);
   long long off = sock_optinteger(L, 3, 1);
   if (off < 1 || (size_t)off > b->size + 1) luaL_error(L, "bad argument #3 to 'set' (offset out of range)");
   size_t room = b->size - (size_t)(off - 1);

@@ -124,7 +124,7 @@ static int create(lua_State* L, int socktype) {
   const char* fname = socktype == SOCK_STREAM ? "tcp" : socktype == SOCK_DGRAM ? "udp" : "raw";
   int family = AF_INET;
   if (!lua_isnoneornil(L, 1)) {
-    const char* fam = luaL_checkstring(L, 1);
+    const char* fam = sock_checkstring(L, 1, fname);
     family = sock::family_from_name(fam);
     if (family < 0) luaL_error(L, "bad argument #1 to '%s' (unknown family '%s')", fname, fam);
   }
@@ -133,7 +133,7 @@ static int create(lua_State* L, int socktype) {
     if (lua_type(L, 2) == LUA_TNUMBER) {
       protocol = (int)sock_checkinteger(L, 2);
     } else {
-      const char* pr = luaL_checkstring(L, 2);
+      const char* pr = sock_checkstring(L, 2, fname);
       protocol = sock::protocol_from_name(pr);
       if (protocol < 0) luaL_error(L, "bad argument #2 to '%s' (unknown protocol '%s')", fname, pr);
     }
@@ -156,7 +156,7 @@ static int l_socketpair(lua_State* L) {
   Scheduler* S = sched_of(L);
   int type = SOCK_STREAM;
   if (!lua_isnoneornil(L, 1)) {
-    const char* t = luaL_checkstring(L, 1);
+    const char* t = sock_checkstring(L, 1, "socketpair");
     type = sock::socktype_from_name(t);
     if (type != SOCK_STREAM && type != SOCK_DGRAM)
       luaL_error(L, "bad argument #1 to 'socketpair' (expected 'tcp' or 'udp', got '%s')", t);
@@ -241,8 +241,7 @@ static int l_tostring(lua_State* L) {
 static int l_setopt(lua_State* L) {
   LuaSocket* ls = sock_lua_checksocket(L, 1, "setopt");
   if (!ls->s.is_open()) {
-    luaL_checkstring(L, 2);
-    return sock_lua_fail(L, sock::ERR_CLOSED);
+    return sock_lua_setopt(L, -1, "setopt");  // checks the arguments, then says 'closed'
   }
   return sock_lua_setopt(L, ls->s.fd(), "setopt");
 }
@@ -250,8 +249,7 @@ static int l_setopt(lua_State* L) {
 static int l_getopt(lua_State* L) {
   LuaSocket* ls = sock_lua_checksocket(L, 1, "getopt");
   if (!ls->s.is_open()) {
-    luaL_checkstring(L, 2);
-    return sock_lua_fail(L, sock::ERR_CLOSED);
+    return sock_lua_getopt(L, -1, "getopt");
   }
   return sock_lua_getopt(L, ls->s.fd(), "getopt");
 }
@@ -337,10 +335,22 @@ static int l_connect(lua_State* L) {
   // UDP: connect('*', 0) goes back to receiving from anyone.
   if (ls->s.type == SOCK_DGRAM && lua_type(L, 2) == LUA_TSTRING && !strcmp(lua_tostring(L, 2), "*") &&
       lua_tonumber(L, 3) == 0) {
+    sockaddr_storage local;
+    socklen_t local_len;
+    bool had_local = ls->s.local_address(local, local_len) == 0;
     sockaddr unspec{};
     unspec.sa_family = AF_UNSPEC;
     int rc = ls->s.connect(&unspec, sizeof unspec);
     if (rc < 0 && rc != -EAFNOSUPPORT) return sock_lua_fail(L, -rc);
+    // Linux drops a port the kernel picked (bind to port 0) when a UDP
+    // socket disconnects; peers still send to it, so take it back.
+    sockaddr_storage now;
+    socklen_t now_len;
+    if (had_local && ls->s.local_address(now, now_len) == 0 && sock::SockAddr((sockaddr*)&now, now_len).port() == 0 &&
+        sock::SockAddr((sockaddr*)&local, local_len).port() > 0) {
+      rc = ls->s.bind((sockaddr*)&local, local_len);
+      if (rc < 0) return sock_lua_fail(L, -rc);
+    }
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -362,7 +372,7 @@ static int l_connect(lua_State* L) {
 // tcp:shutdown('r'|'w'|'rw') -> true | nil, err
 static int l_shutdown(lua_State* L) {
   LuaSocket* ls = sock_lua_checksocket(L, 1, "shutdown");
-  const char* how = luaL_optstring(L, 2, "rw");
+  const char* how = sock_optstring(L, 2, "rw", "shutdown");
   int mode;
   if (!strcmp(how, "r"))
     mode = SHUT_RD;

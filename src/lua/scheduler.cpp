@@ -246,7 +246,7 @@ static lua_State* check_thread(lua_State* L, int idx, const char* fname) {
 
 // sock.newthread(f[, name]) -> co
 static int l_newthread(lua_State* L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  sock_checktype(L, 1, LUA_TFUNCTION, "newthread");
   lua_State* co = lua_newthread(L);
   lua_pushvalue(L, 1);
   lua_xmove(L, co, 1);
@@ -415,7 +415,7 @@ static int l_epoll_fd(lua_State* L) {
 static int l_backend(lua_State* L) {
   Scheduler* S = sched_of(L);
   if (!lua_isnoneornil(L, 1)) {
-    const char* name = luaL_checkstring(L, 1);
+    const char* name = sock_checkstring(L, 1, "backend");
     bool known = !strcmp(name, "epoll") || !strcmp(name, "io_uring");
     if (!known) luaL_error(L, "bad argument #1 to 'backend' (unknown backend '%s': expected 'epoll' or 'io_uring')", name);
     if (S->loop) {
@@ -438,7 +438,7 @@ static int l_backend(lua_State* L) {
 // error instead of raising it out of sock.start/poll/resume.
 static int l_onerror(lua_State* L) {
   Scheduler* S = sched_of(L);
-  if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (!lua_isnoneornil(L, 1)) sock_checktype(L, 1, LUA_TFUNCTION, "onerror");
   luaL_unref(L, LUA_REGISTRYINDEX, S->error_handler_ref);
   S->error_handler_ref = LUA_NOREF;
   if (!lua_isnoneornil(L, 1)) {

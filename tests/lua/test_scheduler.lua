@@ -1,0 +1,241 @@
+-- Threads: newthread, resume, suspend, transfer, thread, cowrap, yield,
+-- currentthread, onthreadfinish, threadenv, poll, start, stop, run, and how
+-- errors inside threads come out.
+local T = require'testlib'
+local sock = T.sock
+
+T.plain('newthread makes a coroutine that does not start by itself', function()
+	local ran = false
+	local co = sock.newthread(function() ran = true end)
+	T.eq(type(co), 'thread')
+	T.eq(ran, false)
+	sock.resume(co)
+	T.eq(ran, true)
+	T.raises("bad argument #1 to 'newthread'", sock.newthread, 42)
+end)
+
+T.plain('resume returns what the thread passes to its next suspend', function()
+	local co = sock.newthread(function(a, b)
+		local x, y = sock.suspend(a + b, 'first')
+		sock.suspend(x .. y)
+	end)
+	local s, w = sock.resume(co, 1, 2)
+	T.eq(s, 3)
+	T.eq(w, 'first')
+	T.eq(sock.resume(co, 'p', 'q'), 'pq')
+	T.eq(select('#', sock.resume(co)), 0)  -- the thread finished
+end)
+
+T.plain('thread returns the coroutine, not the resume values', function()
+	local co = sock.thread(function() sock.suspend('v') end)
+	T.eq(type(co), 'thread')
+	T.eq(coroutine.status(co), 'suspended')
+end)
+
+T.plain('run returns all of f\'s results', function()
+	local a, b, c = sock.run(function(x) sock.sleep(0.001) return x, 'two', nil end, 'one')
+	T.eq(a, 'one')
+	T.eq(b, 'two')
+	T.eq(c, nil)
+	T.eq(select('#', sock.run(function() return 1, nil, 3 end)), 3)
+end)
+
+T.test('run inside a thread just calls f', function()
+	local outer = sock.currentthread()
+	local inner = sock.run(function() return sock.currentthread() end)
+	T.eq(inner, outer)
+end)
+
+T.test('suspend and resume between threads; values both ways', function()
+	local log = {}
+	local waiter = sock.thread(function()
+		local v = sock.suspend()
+		log[#log + 1] = 'woke with ' .. v
+	end)
+	T.eq(#log, 0)
+	sock.resume(waiter, 'hello')
+	T.eq(log[1], 'woke with hello')
+end)
+
+T.test('transfer hands control to another thread and back', function()
+	local me = sock.currentthread()
+	local other = sock.newthread(function(x)
+		local back = sock.transfer(me, x * 2)
+		sock.transfer(me, back + 1)
+	end)
+	T.eq(sock.transfer(other, 21), 42)
+	T.eq(sock.transfer(other, 99), 100)
+end)
+
+T.test('transfer refuses a thread that waits on I/O', function()
+	local job = sock.sleep_job()
+	local sleeper = sock.thread(function() job:sleep(10) end)
+	T.raises('waiting on I/O or a timer', sock.transfer, sleeper)
+	T.raises('waiting on I/O or a timer', sock.resume, sleeper)
+	job:wakeup()
+end)
+
+T.test('currentthread is the running sock thread', function()
+	local co, is_main = sock.currentthread()
+	T.eq(type(co), 'thread')
+	T.eq(is_main, false)
+	local seen
+	local t = sock.thread(function() seen = sock.currentthread() end)
+	T.eq(seen, t)
+end)
+
+T.plain('currentthread outside any thread is the main thread', function()
+	local co, is_main = sock.currentthread()
+	T.eq(is_main, true)
+end)
+
+T.test('cowrap iterators may do I/O; yield passes values to the caller', function()
+	local c, s = T.tcp_pair()
+	assert(c:send('abcdef'))
+	c:close()
+	local chunks = sock.cowrap(function()
+		local buf = sock.buffer(2)
+		while true do
+			local n = assert(s:recv(buf, 2, T.deadline()))
+			if n == 0 then return end
+			sock.yield(buf:tostring(1, n))
+		end
+	end)
+	local got = {}
+	while true do
+		local chunk = chunks()
+		if not chunk then break end
+		got[#got + 1] = chunk
+	end
+	T.eq(table.concat(got), 'abcdef')
+	s:close()
+end)
+
+T.test('cowrap raises the wrapped function\'s errors', function()
+	local f = sock.cowrap(function() sock.sleep(0.001) error('inner boom') end)
+	T.raises('inner boom', f)
+end)
+
+T.test('a plain coroutine cannot wait, and says how to', function()
+	local co = coroutine.create(function() sock.sleep(0.01) end)
+	local ok, err = coroutine.resume(co)
+	T.eq(ok, false)
+	assert(tostring(err):find('sock.cowrap', 1, true), err)
+end)
+
+T.plain('onthreadfinish runs when the thread ends', function()
+	local finished
+	local co = sock.newthread(function() sock.sleep(0.001) end)
+	sock.onthreadfinish(co, function(t) finished = t end)
+	sock.run(function() sock.resume(co) end)
+	T.eq(finished, co)
+end)
+
+T.plain('threadenv is a weak per-thread table', function()
+	local co = sock.newthread(function() end)
+	sock.threadenv[co] = {x = 1}
+	T.eq(sock.threadenv[co].x, 1)
+	T.eq(getmetatable(sock.threadenv).__mode, 'k')
+end)
+
+T.plain('poll with nothing waiting returns a false first value at once', function()
+	local t0 = sock.clock()
+	local ok, why = sock.poll(5)
+	T.eq(ok, false)
+	T.eq(why, 'empty')
+	assert(sock.clock() - t0 < 1)
+end)
+
+T.plain('poll returns false, timeout when nothing happens in time', function()
+	local job = sock.sleep_job()
+	local co = sock.thread(function() job:sleep(30) end)
+	local t0 = sock.clock()
+	local ok, why = sock.poll(0.02)
+	T.eq(ok, false)
+	T.eq(why, 'timeout')
+	assert(sock.clock() - t0 >= 0.015)
+	job:wakeup()
+	T.eq(coroutine.status(co), 'dead')
+end)
+
+T.plain('poll returns true after resuming a thread', function()
+	local done = false
+	sock.thread(function() sock.sleep(0.001); done = true end)
+	local ok = sock.poll(5)
+	T.eq(ok, true)
+	T.eq(done, true)
+end)
+
+T.plain('stop ends start; a later start resumes the pending work', function()
+	local ticks = 0
+	sock.thread(function()
+		for i = 1, 3 do
+			sock.sleep(0.001)
+			ticks = ticks + 1
+			if i == 1 then sock.stop() end
+		end
+	end)
+	sock.start()
+	T.eq(ticks, 1)
+	sock.start()
+	T.eq(ticks, 3)
+end)
+
+T.plain('an error in a thread is raised out of start with its traceback', function()
+	local function deep() error('thread failed here') end
+	sock.thread(function() sock.sleep(0.001); deep() end)
+	local ok, err = pcall(sock.start)
+	T.eq(ok, false)
+	assert(err:find('thread failed here', 1, true), err)
+	assert(err:find('deep', 1, true) or err:find('traceback', 1, true), 'no traceback in: ' .. err)
+end)
+
+T.plain('an error before the first wait is raised out of thread()', function()
+	T.raises('early failure', sock.thread, function() error('early failure') end)
+end)
+
+T.plain('onerror installs a handler instead of raising', function()
+	local seen_err, seen_co
+	sock.onerror(function(err, co) seen_err, seen_co = err, co end)
+	local co = sock.thread(function() sock.sleep(0.001); error('handled') end)
+	assert(sock.start())
+	sock.onerror(nil)
+	assert(seen_err:find('handled', 1, true))
+	T.eq(seen_co, co)
+end)
+
+T.plain('other threads keep running after one failed', function()
+	local survivor_done = false
+	sock.thread(function() sock.sleep(0.001); error('one fails') end)
+	sock.thread(function() sock.sleep(0.005); survivor_done = true end)
+	local ok = pcall(sock.start)
+	T.eq(ok, false)
+	assert(sock.start())
+	T.eq(survivor_done, true)
+end)
+
+T.test('many threads interleave on sleeps in deadline order', function()
+	local order = {}
+	for i = 5, 1, -1 do
+		sock.thread(function()
+			sock.sleep(i * 0.002)
+			order[#order + 1] = i
+		end)
+	end
+	while #order < 5 do sock.sleep(0.002) end
+	T.eq(table.concat(order, ','), '1,2,3,4,5')
+end)
+
+T.test('pcall and xpcall may wait inside', function()
+	local ok, v = sock.pcall(function() sock.sleep(0.001) return 'fine' end)
+	T.eq(ok, true)
+	T.eq(v, 'fine')
+	local ok2, e = sock.pcall(function() sock.sleep(0.001) error('oops', 0) end)
+	T.eq(ok2, false)
+	T.eq(e, 'oops')
+	local ok3, e3 = sock.xpcall(function(x) sock.sleep(0.001) error(x, 0) end, function(m) return 'handled: ' .. m end, 'bad')
+	T.eq(ok3, false)
+	T.eq(e3, 'handled: bad')
+end)
+
+T.done()
