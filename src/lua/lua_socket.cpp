@@ -69,7 +69,7 @@ static void wait_completed(sock::Operation* op) {
   LuaWait& w = *static_cast<LuaWait*>(op->owner);
   lua_State* co = w.thread;
   w.thread = nullptr;
-  sched_complete_wait(w.sched, co, push_wait_results, &w);
+  sched_complete_wait(w.socket->sched, co, push_wait_results, &w);
 }
 
 int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, double expires, PushResults push_results) {
@@ -86,7 +86,6 @@ int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, double expires, Pus
     w.op.result = rc;  // -ETIMEDOUT for a deadline already past, or why it cannot wait
     return push_results(L, w);
   }
-  w.sched = S;
   w.thread = S->current;
   w.push_results = push_results;
   w.op.owner = &w;
@@ -391,9 +390,9 @@ static int l_shutdown(lua_State* L) {
 
 // --- accept ------------------------------------------------------------------
 
-static void set_addr_fields(lua_State* L, const sockaddr_storage& ss, socklen_t len, const char* addr_key,
+static void set_addr_fields(lua_State* L, const sockaddr* sa_ptr, socklen_t len, const char* addr_key,
                             const char* port_key) {
-  sock::SockAddr sa((const sockaddr*)&ss, len);
+  sock::SockAddr sa(sa_ptr, len);
   char ip[INET6_ADDRSTRLEN + 1];
   if (sa.ip_string(ip, sizeof ip)) {
     lua_pushstring(L, ip);
@@ -406,6 +405,42 @@ static void set_addr_fields(lua_State* L, const sockaddr_storage& ss, socklen_t 
   }
 }
 
+static bool keep_compact(CompactAddr& out, const sockaddr_storage& ss, socklen_t len) {
+  if (ss.ss_family == AF_INET && len >= sizeof(sockaddr_in)) {
+    std::memcpy(&out.in, &ss, sizeof(sockaddr_in));
+    return true;
+  }
+  if (ss.ss_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+    std::memcpy(&out.in6, &ss, sizeof(sockaddr_in6));
+    return true;
+  }
+  return false;
+}
+
+static socklen_t compact_len(const CompactAddr& a) {
+  return a.sa.sa_family == AF_INET6 ? sizeof(sockaddr_in6) : a.sa.sa_family == AF_INET ? sizeof(sockaddr_in) : 0;
+}
+
+// Give the socket at idx its uservalue table of fields, filled with the
+// accepted connection's addresses if they are still pending.
+static void ensure_fields(lua_State* L, int idx, LuaSocket* ls) {
+  if (ls->has_fields && !ls->fields_pending) return;
+  idx = lua_absindex(L, idx);
+  lua_createtable(L, 0, 4);
+  if (ls->fields_pending) {
+    set_addr_fields(L, &ls->peer.sa, compact_len(ls->peer), "remote_addr", "remote_port");
+    set_addr_fields(L, &ls->local.sa, compact_len(ls->local), "local_addr", "local_port");
+    ls->fields_pending = false;
+  }
+  sock_setuservalue(L, idx);
+  ls->has_fields = true;
+}
+
+static SocketAddresses& addresses(LuaSocket* ls) {
+  if (!ls->addrs) ls->addrs = std::make_unique<SocketAddresses>();
+  return *ls->addrs;
+}
+
 static int push_accepted(lua_State* co, LuaWait& w) {
   if (w.op.result < 0) return sock_lua_fail(co, (int)-w.op.result);
   LuaSocket* listener = w.socket;
@@ -414,13 +449,19 @@ static int push_accepted(lua_State* co, LuaWait& w) {
   ls->s.adopt(fd, listener->s.family, listener->s.type, listener->s.protocol);
   ls->bound = true;
   // remote_addr, remote_port, local_addr, local_port, as luapower documents.
-  lua_createtable(co, 0, 4);
-  set_addr_fields(co, listener->rd_addr, w.op.addrlen, "remote_addr", "remote_port");
   sockaddr_storage local;
   socklen_t local_len;
-  if (ls->s.local_address(local, local_len) == 0) set_addr_fields(co, local, local_len, "local_addr", "local_port");
-  sock_setuservalue(co, -2);
-  ls->has_fields = true;
+  bool have_local = ls->s.local_address(local, local_len) == 0;
+  if (keep_compact(ls->peer, listener->addrs->rd, w.op.addrlen) && have_local &&
+      keep_compact(ls->local, local, local_len)) {
+    ls->fields_pending = true;
+  } else {  // unix sockets and the like: fill the fields now
+    lua_createtable(co, 0, 4);
+    set_addr_fields(co, (const sockaddr*)&listener->addrs->rd, w.op.addrlen, "remote_addr", "remote_port");
+    if (have_local) set_addr_fields(co, (const sockaddr*)&local, local_len, "local_addr", "local_port");
+    sock_setuservalue(co, -2);
+    ls->has_fields = true;
+  }
   return 1;
 }
 
@@ -431,7 +472,7 @@ static int l_accept(lua_State* L) {
   CHECK_OPEN(L, ls);
   LuaWait& w = ls->rd;
   w.op.kind = sock::OpKind::accept;
-  w.op.addr = &ls->rd_addr;
+  w.op.addr = &addresses(ls).rd;
   return sock_lua_run_op(L, ls, w, expires, push_accepted);
 }
 
@@ -514,15 +555,15 @@ static int l_sendto(lua_State* L) {
   if (!ai) return 2;
   while (ai && ai->ai_family != ls->s.family) ai = ai->ai_next;
   if (!ai) return sock_lua_fail(L, EAFNOSUPPORT);
-  if (ai->ai_addrlen > sizeof ls->wr_addr) return sock_lua_fail(L, EINVAL);
+  if (ai->ai_addrlen > sizeof(sockaddr_storage)) return sock_lua_fail(L, EINVAL);
   LuaWait& w = ls->wr;
   if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);
-  std::memcpy(&ls->wr_addr, ai->ai_addr, ai->ai_addrlen);
+  std::memcpy(&addresses(ls).wr, ai->ai_addr, ai->ai_addrlen);
   w.op.kind = sock::OpKind::sendto;
   w.op.buf = p;
   w.op.len = len;
   w.op.flags = flags;
-  w.op.addr = &ls->wr_addr;
+  w.op.addr = &ls->addrs->wr;
   w.op.addrlen = ai->ai_addrlen;
   return sock_lua_run_op(L, ls, w, expires, push_count);
 }
@@ -635,7 +676,7 @@ static int l_recvnext(lua_State* L) {
   w.op.buf = p;
   w.op.len = maxlen;
   w.op.flags = flags;
-  w.op.addr = &ls->rd_addr;
+  w.op.addr = &addresses(ls).rd;
   return sock_lua_run_op(L, ls, w, expires, push_recvnext);
 }
 
@@ -646,6 +687,7 @@ static int l_index(lua_State* L) {
   lua_rawget(L, lua_upvalueindex(2));  // the methods
   if (!lua_isnil(L, -1)) return 1;
   LuaSocket* ls = static_cast<LuaSocket*>(lua_touserdata(L, 1));
+  if (ls->fields_pending) ensure_fields(L, 1, ls);
   if (!ls->has_fields) return 1;
   sock_getuservalue(L, 1);
   lua_pushvalue(L, 2);
@@ -655,11 +697,7 @@ static int l_index(lua_State* L) {
 
 static int l_newindex(lua_State* L) {
   LuaSocket* ls = static_cast<LuaSocket*>(lua_touserdata(L, 1));
-  if (!ls->has_fields) {
-    lua_newtable(L);
-    sock_setuservalue(L, 1);
-    ls->has_fields = true;
-  }
+  ensure_fields(L, 1, ls);
   sock_getuservalue(L, 1);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);

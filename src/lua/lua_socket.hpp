@@ -2,6 +2,9 @@
 // write side) its operations use, so waiting allocates nothing.
 #pragma once
 
+#include <netinet/in.h>
+
+#include <memory>
 #include <string>
 
 #include "lua/scheduler.hpp"
@@ -14,17 +17,34 @@ using PushResults = int (*)(lua_State* co, LuaWait& w);
 struct LuaWait {
   sock::Operation op;
   struct LuaSocket* socket = nullptr;  // the socket this record belongs to
-  Scheduler* sched = nullptr;
   lua_State* thread = nullptr;   // the waiting thread, while it waits
   PushResults push_results = nullptr;
+};
+
+// Address buffers the kernel fills or reads while an op waits. Only
+// listeners and datagram sockets need them, so they are made on first use
+// rather than carried by every connection.
+struct SocketAddresses {
+  sockaddr_storage rd{};  // recvnext: source; accept: peer
+  sockaddr_storage wr{};  // sendto: destination
+};
+
+// An inet or inet6 address, small enough to keep in every accepted socket.
+union CompactAddr {
+  sockaddr sa;
+  sockaddr_in in;
+  sockaddr_in6 in6;
 };
 
 struct LuaSocket {
   sock::Socket s;
   Scheduler* sched = nullptr;
   LuaWait rd, wr;
-  sockaddr_storage rd_addr{};  // recvnext: source; accept: peer
-  sockaddr_storage wr_addr{};  // sendto: destination
+  std::unique_ptr<SocketAddresses> addrs;
+  // Accepted sockets: both ends, turned into the remote_addr/remote_port/
+  // local_addr/local_port fields only when Lua first looks at a field.
+  CompactAddr peer{}, local{};
+  bool fields_pending = false;
   bool bound = false;
   bool has_fields = false;     // the uservalue table exists
   // Buffered reads (s:read/readline/...): bytes received but not yet consumed.
