@@ -124,6 +124,31 @@ inline void sock_getuservalue(lua_State* L, int idx) {
 #endif
 }
 
+// luaL_testudata looks the metatable up by name (interning the string) on
+// every call; the socket methods check two userdata per call, so the hot
+// types keep their metatable's address here for a pointer compare. The cache
+// is per OS thread and cleared when the state that filled it closes, so a
+// stale address is never trusted; another state in the same thread simply
+// takes the slow path.
+struct SockTypeCache {
+  const void* socket_mt = nullptr;
+  const void* buffer_mt = nullptr;
+};
+extern thread_local SockTypeCache sock_type_cache;
+
+inline void* sock_testudata(lua_State* L, int idx, const char* tname, const void* cached_mt) {
+  void* p = lua_touserdata(L, idx);
+  if (!p || !lua_getmetatable(L, idx)) return nullptr;
+  if (cached_mt && lua_topointer(L, -1) == cached_mt) {
+    lua_pop(L, 1);
+    return p;
+  }
+  luaL_getmetatable(L, tname);
+  bool same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same ? p : nullptr;
+}
+
 // Argument checks that name the function explicitly: luaL_check* would say
 // '?' or 'sock.name' depending on the Lua version and how it was called.
 inline void sock_checktype(lua_State* L, int arg, int type, const char* fname) {

@@ -29,7 +29,7 @@ int sock_lua_fail(lua_State* L, int code) {
 }
 
 LuaSocket* sock_lua_checksocket(lua_State* L, int idx, const char* fname) {
-  void* p = luaL_testudata(L, idx, SOCK_SOCKET);
+  void* p = sock_testudata(L, idx, SOCK_SOCKET, sock_type_cache.socket_mt);
   if (!p) luaL_error(L, "bad argument #%d to '%s' (socket expected, got %s)", idx, fname, luaL_typename(L, idx));
   return static_cast<LuaSocket*>(p);
 }
@@ -740,6 +740,7 @@ void sock_lua_open_socket(lua_State* L, int sched_idx) {
   lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, l_tostring);
   lua_setfield(L, -2, "__tostring");
+  sock_type_cache.socket_mt = lua_topointer(L, -1);
   lua_pop(L, 1);
 
   lua_setfield(L, module, "_socket_methods");  // sock.lua adds the Lua-written methods

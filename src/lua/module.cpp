@@ -3,9 +3,12 @@
 #include "lua/compat.hpp"
 #include "lua/lua_address.hpp"
 #include "lua/lua_buffer.hpp"
+#include "lua/lua_host.hpp"
 #include "lua/lua_socket.hpp"
 #include "lua/scheduler.hpp"
 #include "sock_embedded_lua.hpp"
+
+thread_local SockTypeCache sock_type_cache;
 
 // _set_cdata_converter(f): LuaJIT only; see lua_buffer.cpp.
 static int l_set_cdata_converter(lua_State* L) {
@@ -31,6 +34,7 @@ extern "C" __attribute__((visibility("default"))) int luaopen_sock(lua_State* L)
   sock_lua_open_buffer(L);
   sock_lua_open_address(L);
   sock_lua_open_socket(L, sched);
+  sock_lua_open_host(L, sched);
   lua_pushvalue(L, sched);
   sched_open(L);
   lua_pushcfunction(L, l_set_cdata_converter);

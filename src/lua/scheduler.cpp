@@ -590,6 +590,7 @@ static int l_sched_gc(lua_State* L) {
   // they see `closed` and a null loop and leave it alone.
   S->closed = true;
   S->loop.reset();
+  sock_type_cache = SockTypeCache{};
   return 0;
 }
 
