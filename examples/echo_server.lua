@@ -26,7 +26,7 @@ local function server(listener)
 			if err == 'closed' then return end  -- the demo closed the listener
 			io.stderr:write('accept: ', err, '\n')
 		else
-			sock.thread(function() serve_client(c) end)
+			sock.thread(serve_client, c)
 		end
 	end
 end
@@ -52,14 +52,15 @@ sock.run(function()
 
 	sock.thread(server, listener)
 	local results, pending = {}, 20
+	local all_done = sock.sleep_job()  -- the last client wakes us
 	for id = 1, 20 do
 		sock.thread(function()
 			client(id, bound, results)
 			pending = pending - 1
+			if pending == 0 then all_done:wakeup() end
 		end)
 	end
-	local deadline = sock.clock() + 5
-	while pending > 0 and sock.clock() < deadline do sock.sleep(0.01) end
+	if pending > 0 then all_done:sleep(5) end
 	for id = 1, 20 do print(('client %2d got back: %s'):format(id, results[id] or '(nothing)')) end
 	listener:close()
 	assert(pending == 0, 'some clients did not finish')

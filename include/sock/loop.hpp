@@ -57,6 +57,15 @@ class Loop {
   size_t timers() const { return timers_.size(); }
   bool has_ready() const { return ready_head_ != nullptr; }
 
+  // When the earliest armed timer (a sleep or an op's deadline) is due, in
+  // monotonic seconds, or < 0 if none is armed. A host that drives the loop
+  // from its own poll() uses it (with has_ready()) to know when to call
+  // run_once(0) even though fd() did not become readable.
+  double next_timer_due() const {
+    const Timer* t = timers_.top();
+    return t ? t->when : -1;
+  }
+
  private:
   static void on_deadline(Timer* t);
   void push_ready(Operation& op);

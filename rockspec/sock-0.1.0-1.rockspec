@@ -1,0 +1,42 @@
+-- The rockspec of release 0.1.0: builds the v0.1.0 tag.
+--   luarocks make rockspec/sock-0.1.0-1.rockspec                      (default Lua)
+--   luarocks --lua-version 5.4 make rockspec/sock-0.1.0-1.rockspec    (a given one)
+-- CMake builds one sock.so for the Lua whose headers luarocks names
+-- (LUA_INCDIR) and installs it into the rock's lib dir; nothing else.
+rockspec_format = "3.0"
+package = "sock"
+version = "0.1.0-1"
+source = {
+   url = "git+https://github.com/sock-lua/sock.git",
+   tag = "v0.1.0",
+}
+description = {
+   summary = "Coroutine-based async sockets for Lua 5.1-5.4 and LuaJIT, API-compatible with luapower sock",
+   detailed = [[
+sock is an async socket library for Lua: every I/O call is made from a
+coroutine ("a sock thread") and suspends only that thread while the call waits,
+on an epoll or io_uring event loop. TCP, UDP, raw and unix sockets, address
+lookup, deadlines on every call, sleeps and timers, normalized error names.
+The API is luapower sock's, name for name, on every Lua: 5.1, 5.2, 5.3, 5.4 and
+LuaJIT 2.1. A C++17 core with a thin binding; one sock.so, no Lua files.
+]],
+   homepage = "https://github.com/sock-lua/sock",
+   license = "MIT",
+   labels = { "socket", "networking", "async", "coroutine", "epoll", "io_uring" },
+}
+supported_platforms = { "linux" }
+dependencies = {
+   "lua >= 5.1, < 5.5",
+}
+build = {
+   type = "cmake",
+   variables = {
+      CMAKE_BUILD_TYPE = "Release",
+      CMAKE_INSTALL_PREFIX = "$(PREFIX)",
+      SOCK_LUA_INCLUDE_DIR = "$(LUA_INCDIR)",
+      SOCK_INSTALL_CMOD_DIR = "$(LIBDIR)",
+      SOCK_INSTALL_DEV = "OFF",
+      SOCK_EMBED_LUA = "",
+      SOCK_TESTS = "OFF",
+   },
+}
