@@ -11,6 +11,9 @@ namespace sock {
 
 class Poller {
  public:
+  // A completion backend destroyed with requests in flight withdraws them
+  // and waits for the kernel to let go, without completing or touching any
+  // op: ops and their buffers must outlive the Loop, not the other way round.
   virtual ~Poller() = default;
 
   virtual const char* name() const = 0;

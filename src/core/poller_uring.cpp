@@ -1,0 +1,434 @@
+// The io_uring backend (liburing). Completion-based: each waiting op is one
+// request in the ring, and its completion (CQE) carries the result. The
+// binding has already tried the syscall once without blocking, so recv/send
+// ask the kernel to wait for readiness before trying again.
+//
+// Batching: submit() and cancel() only queue SQEs; wait() hands them all to
+// the kernel and waits for completions in one io_uring_enter per loop turn.
+//
+// Lifetimes: a request's user_data is its op's address (ops are pointer
+// aligned, so the low bits carry a tag). Until the op's CQE arrives the
+// kernel may write into the op, its buffer and its handle; handle.inflight
+// counts the handle's requests the kernel holds. Cancelling is asynchronous:
+// the cancel request carries no pointer, and the op's own CQE (-ECANCELED,
+// or a result that won the race) completes it. Destroying the poller
+// withdraws every request and drains the ring without touching any op,
+// since the ops may be gone by then.
+//
+// Threads: on kernels with DEFER_TASKRUN (6.1) the ring belongs to the first
+// thread that submits to it; a Loop must then be driven by that one thread.
+#include <liburing.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <memory>
+#include <vector>
+
+#include "sock/loop.hpp"
+#include "sock/poller.hpp"
+
+namespace sock {
+
+namespace {
+
+constexpr uint64_t tag_mask = 7;
+constexpr uint64_t tag_op = 0;      // an op's own request
+constexpr uint64_t tag_accept = 1;  // an accept's: a late success is an fd to close on teardown
+constexpr uint64_t ud_internal = 2; // cancels: nothing to do when they finish
+
+// recvmsg/sendmsg need a msghdr the kernel reads, and writes back on
+// completion (msg_namelen), so it must outlive the request.
+struct MsgSlot {
+  msghdr msg;
+  iovec iov;
+  MsgSlot* next_free;
+};
+
+uint64_t key_of(const Operation& op) {
+  return (uint64_t)(uintptr_t)&op | (op.kind == OpKind::accept ? tag_accept : tag_op);
+}
+
+bool is_op(uint64_t ud) {
+  uint64_t tag = ud & tag_mask;
+  return ud != LIBURING_UDATA_TIMEOUT && (tag == tag_op || tag == tag_accept);
+}
+
+class UringPoller final : public Poller {
+ public:
+  UringPoller() { deferred_cancels_.reserve(16); }
+
+  // 0, or -errno when the kernel will not give us a ring.
+  int init() {
+    // Newest kernels first. DEFER_TASKRUN runs completions only when we ask
+    // for them (one batch per turn instead of interrupting whatever syscall
+    // we are in), and R_DISABLED lets the thread that first drives the loop
+    // own the ring rather than the one that built it. COOP_TASKRUN and
+    // TASKRUN_FLAG do the same, less well, on 5.19+. SUBMIT_ALL keeps a
+    // batch going past one bad request. The CQ is larger than the SQ: many
+    // requests wait at once, while the SQ only holds one turn's submissions.
+    const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
+                          IORING_SETUP_TASKRUN_FLAG;
+    const unsigned flag_sets[] = {
+        base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+        base,
+        IORING_SETUP_CQSIZE,
+        0,
+    };
+    // Before 5.12 ring memory counts against RLIMIT_MEMLOCK: try smaller rings.
+    const unsigned sizes[][2] = {{1024, 4096}, {256, 1024}, {64, 256}};
+    int rc = -EINVAL;
+    for (auto& size : sizes) {
+      for (unsigned flags : flag_sets) {
+        io_uring_params p{};
+        p.flags = flags;
+        p.cq_entries = size[1];
+        rc = io_uring_queue_init_params(size[0], &ring_, &p);
+        if (rc == 0) {
+          // IORING_RECVSEND_POLL_FIRST came with COOP_TASKRUN, in 5.19.
+          poll_first_ = flags & IORING_SETUP_COOP_TASKRUN;
+          enabled_ = !(flags & IORING_SETUP_R_DISABLED);
+          ready_ = true;
+          return 0;
+        }
+        if (rc != -EINVAL) break;
+      }
+      if (rc != -ENOMEM) break;
+    }
+    return rc;
+  }
+
+  ~UringPoller() override {
+    if (!ready_) return;
+    drain();
+    io_uring_queue_exit(&ring_);
+  }
+
+  const char* name() const override { return "io_uring"; }
+
+  int fd() const override {
+    // A host watching this fd calls us only when it is readable: from now on
+    // nothing may wait in the SQ for the next turn.
+    eager_ = true;
+    if (io_uring_sq_ready(&ring_)) flush();
+    return ring_.ring_fd;
+  }
+
+  int submit(Operation& op) override {
+    int rc = queue(op, true);
+    if (rc == 0 && eager_) flush();
+    return rc;
+  }
+
+  bool cancel(Operation& op) override {
+    // Always asynchronous: even a request still in the SQ is matched by a
+    // cancel queued behind it. The op's own CQE completes it.
+    uint64_t key = key_of(op);
+    if (io_uring_sqe* sqe = get_sqe()) {
+      io_uring_prep_cancel64(sqe, key, 0);
+      io_uring_sqe_set_data64(sqe, ud_internal);
+      if (eager_) flush();
+    } else {
+      deferred_cancels_.push_back(key);  // the ring is jammed: retried next turn
+    }
+    return false;
+  }
+
+  void forget(IoHandle& h) override {
+    // Requests still in the SQ name the fd by number, and the number may be
+    // reused as soon as it is closed: hand them (and the cancels queued
+    // behind them) to the kernel now, while the fd is still this socket.
+    // Once submitted they hold their own reference to the file.
+    if (h.inflight && io_uring_sq_ready(&ring_)) flush();
+  }
+
+  int wait(int timeout_ms) override {
+    requeue_cancels();
+    int rc = enable();
+    if (rc < 0) return rc;
+    if (timeout_ms == 0 || io_uring_cq_ready(&ring_)) {
+      rc = io_uring_sq_ready(&ring_) ? io_uring_submit(&ring_) : 0;
+    } else if (timeout_ms < 0) {
+      rc = io_uring_submit_and_wait(&ring_, 1);
+    } else {
+      __kernel_timespec ts;
+      ts.tv_sec = timeout_ms / 1000;
+      ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
+      io_uring_cqe* cqe;
+      rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    }
+    // ETIME: the timeout passed; EBUSY/EAGAIN: the kernel wants completions
+    // reaped first (it keeps the submissions queued).
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) return rc;
+    int n = reap();
+    if (n == 0 && rc == -EINTR) return -EINTR;
+    return n;
+  }
+
+ private:
+  int enable() const {
+    if (enabled_) return 0;
+    // io_uring_enable_rings() is declared by liburing 2.3 but not exported
+    // by its shared library: make the call it would make.
+    if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0) < 0) return -errno;
+    enabled_ = true;
+    return 0;
+  }
+
+  int flush() const {
+    int rc = enable();
+    return rc < 0 ? rc : io_uring_submit(&ring_);
+  }
+
+  io_uring_sqe* get_sqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (!sqe) {  // full: make room by submitting what is queued
+      flush();
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+  }
+
+  void requeue_cancels() {
+    if (deferred_cancels_.empty()) return;
+    size_t done = 0;
+    for (; done < deferred_cancels_.size(); done++) {
+      io_uring_sqe* sqe = get_sqe();
+      if (!sqe) break;
+      io_uring_prep_cancel64(sqe, deferred_cancels_[done], 0);
+      io_uring_sqe_set_data64(sqe, ud_internal);
+    }
+    deferred_cancels_.erase(deferred_cancels_.begin(), deferred_cancels_.begin() + done);
+  }
+
+  // Queue the op's request. `first`: the op was just tried and would have
+  // blocked, so the kernel should wait for readiness before trying.
+  int queue(Operation& op, bool first) {
+    io_uring_sqe* sqe = get_sqe();
+    if (!sqe) return -EBUSY;
+    int fd = op.handle->fd;
+    // The kernel fails a request flagged MSG_DONTWAIT instead of waiting.
+    int flags = op.flags & ~MSG_DONTWAIT;
+    // recv_all/send_all: the kernel keeps going after a partial transfer
+    // (5.18+) and reports the total; older kernels stop and we resubmit.
+    int all = MSG_WAITALL;
+    bool data = true;
+    switch (op.kind) {
+      case OpKind::recv:
+      case OpKind::recv_all:
+        io_uring_prep_recv(sqe, fd, op.buf + op.done, op.len - op.done,
+                           op.kind == OpKind::recv_all ? flags | all : flags);
+        break;
+      case OpKind::send:
+      case OpKind::send_all:
+        io_uring_prep_send(sqe, fd, op.buf + op.done, op.len - op.done,
+                           (op.kind == OpKind::send_all ? flags | all : flags) | MSG_NOSIGNAL);
+        break;
+      case OpKind::recvfrom:
+      case OpKind::sendto: {
+        MsgSlot* m = slot_for(op);
+        m->iov.iov_base = op.buf;
+        m->iov.iov_len = op.len;
+        m->msg = msghdr{};
+        m->msg.msg_name = op.addr;
+        m->msg.msg_iov = &m->iov;
+        m->msg.msg_iovlen = 1;
+        if (op.kind == OpKind::recvfrom) {
+          m->msg.msg_namelen = op.addr ? sizeof(sockaddr_storage) : 0;
+          io_uring_prep_recvmsg(sqe, fd, &m->msg, flags);
+        } else {
+          m->msg.msg_namelen = op.addr ? op.addrlen : 0;
+          io_uring_prep_sendmsg(sqe, fd, &m->msg, flags | MSG_NOSIGNAL);
+        }
+        break;
+      }
+      case OpKind::accept:
+        op.addrlen = sizeof(sockaddr_storage);
+        io_uring_prep_accept(sqe, fd, (sockaddr*)op.addr, op.addr ? &op.addrlen : nullptr,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+        data = false;
+        break;
+      case OpKind::readable:
+        io_uring_prep_poll_add(sqe, fd, POLLIN);
+        data = false;
+        break;
+      case OpKind::connect:  // connect() is in progress: wait for writability, then read SO_ERROR
+      case OpKind::writable:
+        io_uring_prep_poll_add(sqe, fd, POLLOUT);
+        data = false;
+        break;
+    }
+    if (data && first && poll_first_) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    io_uring_sqe_set_data64(sqe, key_of(op));
+    op.handle->inflight++;
+    inflight_++;
+    return 0;
+  }
+
+  MsgSlot* slot_for(Operation& op) {
+    if (op.backend_data) return static_cast<MsgSlot*>(op.backend_data);
+    if (!free_slots_) {  // grows in chunks: a busy UDP socket allocates nothing per op
+      constexpr size_t chunk = 32;
+      slot_chunks_.emplace_back(new MsgSlot[chunk]);
+      for (size_t i = 0; i < chunk; i++) {
+        slot_chunks_.back()[i].next_free = free_slots_;
+        free_slots_ = &slot_chunks_.back()[i];
+      }
+    }
+    MsgSlot* m = free_slots_;
+    free_slots_ = m->next_free;
+    op.backend_data = m;
+    return m;
+  }
+
+  void release_slot(Operation& op) {
+    if (!op.backend_data) return;
+    MsgSlot* m = static_cast<MsgSlot*>(op.backend_data);
+    m->next_free = free_slots_;
+    free_slots_ = m;
+    op.backend_data = nullptr;
+  }
+
+  // Handle every completion there is. Returns how many were seen.
+  int reap() {
+    int total = 0;
+    io_uring_cqe* cqes[64];
+    struct {
+      uint64_t ud;
+      int res;
+    } done[64];
+    // Bounded, so completions that keep arriving cannot hold the loop here.
+    for (int rounds = 0; rounds < 64; rounds++) {
+      unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
+      if (n == 0) break;
+      // Copy out and free the CQ slots first: finishing an op may submit.
+      for (unsigned i = 0; i < n; i++) done[i] = {cqes[i]->user_data, cqes[i]->res};
+      io_uring_cq_advance(&ring_, n);
+      for (unsigned i = 0; i < n; i++)
+        if (is_op(done[i].ud)) finish(*reinterpret_cast<Operation*>((uintptr_t)(done[i].ud & ~tag_mask)), done[i].res);
+      total += (int)n;
+    }
+    return total;
+  }
+
+  // The op's request finished with `res`: record it, then either go on (a
+  // partial recv_all/send_all, a spurious wakeup) or complete the op.
+  void finish(Operation& op, int res) {
+    IoHandle& h = *op.handle;
+    if (h.inflight) h.inflight--;
+    inflight_--;
+    if (!op.pending) {  // cannot happen through Loop; never resubmit it
+      release_slot(op);
+      return;
+    }
+    bool again = false;
+    bool retry = res == -EAGAIN || res == -EINTR;
+    switch (op.kind) {
+      case OpKind::recv_all:
+      case OpKind::send_all:
+        // A cancelled request that had moved bytes reports them, not -ECANCELED.
+        if (res > 0) {
+          op.done += (size_t)res;
+          again = op.done < op.len;
+        } else if (res == 0 && op.kind == OpKind::recv_all) {
+          op.eof = true;
+        } else {
+          again = retry || res == 0;
+        }
+        op.result = res < 0 ? res : (long)op.done;
+        break;
+      case OpKind::connect:
+        if (res >= 0) {
+          // The fd may be closed already (the cancel lost the race): then
+          // there is no outcome to read, and the op ends as withdrawn.
+          if (h.fd < 0)
+            op.result = -ECANCELED;
+          else
+            again = !perform(op);
+        } else {
+          again = retry;
+          op.result = res;
+        }
+        break;
+      case OpKind::readable:
+      case OpKind::writable:
+        again = retry;
+        op.result = res < 0 ? res : 0;
+        break;
+      default:  // recv, send, recvfrom, sendto, accept: one syscall's result
+        again = retry;
+        op.result = res;
+        if (op.kind == OpKind::recvfrom && res >= 0)
+          op.addrlen = static_cast<MsgSlot*>(op.backend_data)->msg.msg_namelen;
+        break;
+    }
+    if (again) {
+      // Withdrawn meanwhile: stop here, keeping the progress made (done).
+      if (op.cancel_code) {
+        op.result = -ECANCELED;
+      } else {
+        int rc = queue(op, false);
+        if (rc == 0) return;
+        op.result = rc;
+      }
+    }
+    release_slot(op);
+    loop->complete(op);
+  }
+
+  // Withdraw every request and wait for all of their CQEs, touching no op:
+  // the poller is going away, maybe because its owner is, with the ops.
+  void drain() {
+    if (inflight_ == 0 || !enabled_) return;  // a disabled ring was never given anything
+    if (io_uring_sqe* sqe = get_sqe()) {
+      io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+      io_uring_sqe_set_data64(sqe, ud_internal);
+    }
+    if (io_uring_submit(&ring_) < 0) return;  // e.g. another thread: queue_exit must do
+    // Cancelled socket requests finish at once; the bound only guards against
+    // a kernel that cannot cancel them (then io_uring_queue_exit tears them down).
+    int idle_rounds = 0;
+    while (inflight_ > 0 && idle_rounds < 10) {
+      __kernel_timespec ts{0, 100 * 1000000};
+      io_uring_cqe* cqe = nullptr;
+      int rc = io_uring_wait_cqe_timeout(&ring_, &cqe, &ts);
+      if (rc < 0 || !cqe) {
+        idle_rounds++;
+        continue;
+      }
+      uint64_t ud = cqe->user_data;
+      int res = cqe->res;
+      io_uring_cqe_seen(&ring_, cqe);
+      if (!is_op(ud)) continue;
+      inflight_--;
+      if ((ud & tag_mask) == tag_accept && res >= 0) ::close(res);  // accepted just before the cancel
+    }
+  }
+
+  mutable io_uring ring_{};
+  bool ready_ = false;
+  bool poll_first_ = false;
+  mutable bool enabled_ = false;
+  mutable bool eager_ = false;  // a host watches fd(): submit at once, do not batch
+  size_t inflight_ = 0;         // ops' requests the kernel holds, over all handles
+  std::vector<uint64_t> deferred_cancels_;
+  std::vector<std::unique_ptr<MsgSlot[]>> slot_chunks_;
+  MsgSlot* free_slots_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Poller> make_uring_poller(int* err) {
+  auto p = std::make_unique<UringPoller>();
+  int rc = p->init();
+  if (rc < 0) {
+    if (err) *err = -rc;
+    return nullptr;
+  }
+  return p;
+}
+
+}  // namespace sock
