@@ -18,6 +18,11 @@ class Poller {
 
   virtual const char* name() const = 0;
 
+  // Completion backends: true. A stream recv that just came back short will
+  // most likely find nothing if tried again at once, and such a backend
+  // waits for data without that extra syscall; readiness backends must try.
+  virtual bool completes_ops() const { return false; }
+
   // An fd that becomes readable when the poller has something to report, so
   // a host program can watch it in its own event loop; -1 if there is none.
   // (A completion backend that batches submissions stops batching once this

@@ -108,6 +108,7 @@ class UringPoller final : public Poller {
   }
 
   const char* name() const override { return "io_uring"; }
+  bool completes_ops() const override { return true; }
 
   int fd() const override {
     // A host watching this fd calls us only when it is readable: from now on

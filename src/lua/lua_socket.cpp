@@ -60,6 +60,21 @@ static int opt_flags(lua_State* L, int idx, const char* fname) {
   return (int)sock_checkinteger(L, idx);
 }
 
+// Every op is tried at once before it waits, which is what readiness
+// backends need and what saves a wait when data is there. The exception: on a
+// completion backend, a stream recv right after a short one would almost
+// surely find nothing, so it goes to the kernel directly. A deadline already
+// past still gets its one try.
+static bool should_try_first(Scheduler* S, const LuaWait& w, double expires) {
+  if (w.op.kind != sock::OpKind::recv || !w.last_short || !S->loop || !S->loop->poller().completes_ops())
+    return true;
+  return expires >= 0 && expires <= sock::monotonic_now();
+}
+
+static void note_recv_length(LuaWait& w) {
+  if (w.op.kind == sock::OpKind::recv) w.last_short = w.op.result >= 0 && (size_t)w.op.result < w.op.len;
+}
+
 static int push_wait_results(lua_State* co, void* ctx) {
   LuaWait& w = *static_cast<LuaWait*>(ctx);
   return w.push_results(co, w);
@@ -69,6 +84,7 @@ static void wait_completed(sock::Operation* op) {
   LuaWait& w = *static_cast<LuaWait*>(op->owner);
   lua_State* co = w.thread;
   w.thread = nullptr;
+  note_recv_length(w);
   sched_complete_wait(w.socket->sched, co, push_wait_results, &w);
 }
 
@@ -79,8 +95,11 @@ int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, double expires, Pus
   w.op.result = 0;
   w.op.eof = false;
   w.op.cancel_code = 0;
-  if (sock::Loop::try_now(w.op)) return push_results(L, w);
   Scheduler* S = ls->sched;
+  if (should_try_first(S, w, expires) && sock::Loop::try_now(w.op)) {
+    note_recv_length(w);
+    return push_results(L, w);
+  }
   int rc = sched_loop(L, S).start(w.op, expires);
   if (rc < 0) {
     w.op.result = rc;  // -ETIMEDOUT for a deadline already past, or why it cannot wait
@@ -106,6 +125,8 @@ static int close_socket(LuaSocket* ls) {
   if (!ls->s.is_open()) return 0;
   Scheduler* S = ls->sched;
   if (S->loop) S->loop->close_handle(ls->s.io);
+  std::string().swap(ls->pending);  // buffered reads: unread bytes go with the fd
+  ls->pending_pos = 0;
   return ls->s.close();
 }
 
@@ -130,7 +151,12 @@ static int create(lua_State* L, int socktype) {
   int protocol = 0;
   if (!lua_isnoneornil(L, 2)) {
     if (lua_type(L, 2) == LUA_TNUMBER) {
-      protocol = (int)sock_checkinteger(L, 2);
+      // Checked here rather than by luaL_checkinteger, whose message names
+      // whatever the caller called this function (sock_helpers: 'c_create').
+      lua_Number n = lua_tonumber(L, 2);
+      if (!(n >= 0 && n <= 2147483647.0) || n != (lua_Number)(int)n)
+        luaL_error(L, "bad argument #2 to '%s' (protocol number out of range)", fname);
+      protocol = (int)n;
     } else {
       const char* pr = sock_checkstring(L, 2, fname);
       protocol = sock::protocol_from_name(pr);
@@ -186,16 +212,27 @@ static int l_closed(lua_State* L) {
   return 1;
 }
 
+// Lua code can reach the metamethods through getmetatable and call them with
+// anything, or call __gc itself: they check what they get.
+static LuaSocket* test_socket(lua_State* L, int idx) {
+  return static_cast<LuaSocket*>(sock_testudata(L, idx, SOCK_SOCKET, sock_type_cache.socket_mt));
+}
+
 // `<close>` (Lua 5.4) closes; the memory goes with __gc.
 static int l_close_meta(lua_State* L) {
-  close_socket(static_cast<LuaSocket*>(lua_touserdata(L, 1)));
+  if (LuaSocket* ls = test_socket(L, 1)) close_socket(ls);
   return 0;
 }
 
 static int l_gc(lua_State* L) {
-  LuaSocket* ls = static_cast<LuaSocket*>(lua_touserdata(L, 1));
+  LuaSocket* ls = test_socket(L, 1);
+  if (!ls) return 0;
   close_socket(ls);
   ls->~LuaSocket();
+  // Without its metatable the object is no socket any more: no method, and
+  // no second __gc, touches what was just destroyed.
+  lua_pushnil(L);
+  lua_setmetatable(L, 1);
   return 0;
 }
 
@@ -364,6 +401,7 @@ static int l_connect(lua_State* L) {
   }
   if (rc != -EINPROGRESS && rc != -EAGAIN) return sock_lua_fail(L, -rc);
   LuaWait& w = ls->wr;
+  if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
   w.op.kind = sock::OpKind::connect;
   return sock_lua_run_op(L, ls, w, expires, push_true_or_fail);
 }
@@ -471,6 +509,7 @@ static int l_accept(lua_State* L) {
   double expires = sock_lua_optexpires(L, 2, "accept");
   CHECK_OPEN(L, ls);
   LuaWait& w = ls->rd;
+  if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
   w.op.kind = sock::OpKind::accept;
   w.op.addr = &addresses(ls).rd;
   return sock_lua_run_op(L, ls, w, expires, push_accepted);
@@ -526,6 +565,7 @@ static int l_send(lua_State* L) {
     return sock_lua_fail(L, sock::ERR_CLOSED);
   }
   LuaWait& w = ls->wr;
+  if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
   w.op.buf = p;
   w.op.len = len;
   w.op.flags = flags;
@@ -608,6 +648,8 @@ static int l_recv(lua_State* L) {
   int flags = opt_flags(L, 5, "recv");
   if (maxlen == 0) luaL_error(L, "bad argument #3 to 'recv' (length must be greater than 0)");
   CHECK_OPEN(L, ls);
+  // A second reader gets busy, before it can take bytes buffered for the first.
+  if (ls->rd.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);
   if (size_t n = drain_pending(ls, p, maxlen)) {
     sock_pushinteger(L, (long long)n);
     return 1;
@@ -642,6 +684,7 @@ static int l_recvn(lua_State* L) {
     lua_pushinteger(L, 0);
     return 3;
   }
+  if (ls->rd.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);  // before draining or touching the op
   size_t got = drain_pending(ls, p, len);
   if (got == len) {
     sock_pushinteger(L, (long long)len);
@@ -672,6 +715,7 @@ static int l_recvnext(lua_State* L) {
   int flags = opt_flags(L, 5, "recvnext");
   CHECK_OPEN(L, ls);
   LuaWait& w = ls->rd;
+  if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
   w.op.kind = sock::OpKind::recvfrom;
   w.op.buf = p;
   w.op.len = maxlen;
@@ -686,7 +730,8 @@ static int l_index(lua_State* L) {
   lua_pushvalue(L, 2);
   lua_rawget(L, lua_upvalueindex(2));  // the methods
   if (!lua_isnil(L, -1)) return 1;
-  LuaSocket* ls = static_cast<LuaSocket*>(lua_touserdata(L, 1));
+  LuaSocket* ls = test_socket(L, 1);
+  if (!ls) return 1;
   if (ls->fields_pending) ensure_fields(L, 1, ls);
   if (!ls->has_fields) return 1;
   sock_getuservalue(L, 1);
@@ -696,7 +741,7 @@ static int l_index(lua_State* L) {
 }
 
 static int l_newindex(lua_State* L) {
-  LuaSocket* ls = static_cast<LuaSocket*>(lua_touserdata(L, 1));
+  LuaSocket* ls = sock_lua_checksocket(L, 1, "__newindex");
   ensure_fields(L, 1, ls);
   sock_getuservalue(L, 1);
   lua_pushvalue(L, 2);

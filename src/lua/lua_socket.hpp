@@ -18,6 +18,7 @@ struct LuaWait {
   sock::Operation op;
   struct LuaSocket* socket = nullptr;  // the socket this record belongs to
   lua_State* thread = nullptr;   // the waiting thread, while it waits
+  bool last_short = false;       // the last recv returned less than asked
   PushResults push_results = nullptr;
 };
 
