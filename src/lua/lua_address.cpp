@@ -10,6 +10,7 @@
 // Lua errors longjmp past C++ destructors, so every function raises (argument
 // checks) before it creates any C++ object that owns memory.
 #include "lua_address.hpp"
+#include "lua_dns.hpp"
 
 #include "sock/address.hpp"
 #include "sock/error.hpp"
@@ -513,6 +514,13 @@ int sock_lua_check_flags(lua_State* L, int idx, const char* fname) {
   }
 }
 
+void sock_lua_push_addrlist(lua_State* L, sock::AddrList& list) {
+  LuaAi* ai = push_ai(L, nullptr, nullptr);
+  ai->owner = std::make_shared<SharedList>();
+  ai->owner->list = std::move(list);
+  ai->node = ai->owner->list.first();
+}
+
 void sock_lua_push_sa(lua_State* L, const sockaddr* sa, socklen_t len) {
   void* mem = lua_newuserdata(L, sizeof(LuaSa));
   auto* obj = new (mem) LuaSa();
@@ -585,6 +593,14 @@ const addrinfo* sock_lua_resolve(lua_State* L, int host_idx, int socktype, int f
     }
   }
   int flags = (flags_idx ? sock_lua_check_flags(L, flags_idx, fname) : 0) | extra_flags;
+
+  // A name that needs a lookup, asked for inside a sock thread by a function
+  // whose Lua wrapper can wait for it: hand it to the resolver (lua_dns.hpp).
+  if (family != AF_UNIX && host && !(flags & AI_NUMERICHOST) &&
+      !sock::host_is_numeric(host, family) && sock_lua_dns_wanted(L, fname)) {
+    sock_lua_dns_push_request(L, host, service, socktype, family, protocol, flags, fname);
+    return nullptr;
+  }
 
   LuaAi* ai = push_ai(L, nullptr, nullptr);
   sock::AddrList list;

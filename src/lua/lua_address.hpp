@@ -24,6 +24,11 @@ void sock_lua_open_address(lua_State* L);
 // flags_idx is the stack index of a flags argument (see sock_lua_check_flags),
 // 0 for none; extra_flags are or-ed in. protocol 0 means the socket type's
 // default.
+// Inside a sock thread, a host that needs a lookup (see lua_dns.hpp) is not
+// resolved here when fname is one of the functions lua/sock_dns.lua wraps:
+// then the lookup marker and a request object are pushed (two values, as on
+// failure) and nullptr is returned; the wrapper waits for the lookup and
+// calls again with the ai.
 // On success pushes ONE value, an ai that owns the returned list (keep it on
 // the stack while the list is in use), and returns the first entry. On failure
 // pushes nil and the normalized error message and returns nullptr. Raises,
@@ -33,6 +38,11 @@ void sock_lua_open_address(lua_State* L);
 // own ai is freed meanwhile.
 const addrinfo* sock_lua_resolve(lua_State* L, int host_idx, int socktype, int family,
                                  int protocol, int flags_idx, int extra_flags, const char* fname);
+
+// Pushes an ai that takes over `list` (left empty). For lists resolved
+// elsewhere (lua_dns.cpp).
+namespace sock { class AddrList; }
+void sock_lua_push_addrlist(lua_State* L, sock::AddrList& list);
 
 // Pushes a new standalone sa object holding a copy of the address.
 void sock_lua_push_sa(lua_State* L, const sockaddr* sa, socklen_t len);

@@ -3,7 +3,10 @@
 #include "lua/compat.hpp"
 #include "lua/lua_address.hpp"
 #include "lua/lua_buffer.hpp"
+#include "lua/lua_bufread.hpp"
+#include "lua/lua_dns.hpp"
 #include "lua/lua_host.hpp"
+#include "lua/lua_sendfile.hpp"
 #include "lua/lua_socket.hpp"
 #include "lua/scheduler.hpp"
 #include "sock_embedded_lua.hpp"
@@ -34,6 +37,9 @@ extern "C" __attribute__((visibility("default"))) int luaopen_sock(lua_State* L)
   sock_lua_open_buffer(L);
   sock_lua_open_address(L);
   sock_lua_open_socket(L, sched);
+  sock_lua_open_bufread(L, sched);   // after socket: adds methods to it
+  sock_lua_open_sendfile(L, sched);
+  sock_lua_open_dns(L, sched);
   sock_lua_open_host(L, sched);
   lua_pushvalue(L, sched);
   sched_open(L);

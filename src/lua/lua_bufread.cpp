@@ -1,0 +1,361 @@
+// Buffered reads: s:read([max]), s:readn(n), s:readline(), s:readuntil(delim
+// [, max]), each with `expires` last, and s:setmaxline([n]).
+//
+// All of them work on the socket's read-ahead buffer (LuaSocket::pending,
+// from pending_pos on), which recv/recvn drain first, so mixing the two
+// families never loses or reorders a byte. What a call does not consume stays
+// in the buffer for the next one; a line longer than the limit ('too_long')
+// and a timeout leave the buffer as it was.
+//
+// Waiting. A call first looks at the buffer, then receives (recv until it has
+// what it needs or the socket would block). Only then does it wait, with an
+// OpKind::readable op on the socket's read side: when the loop completes it,
+// bufread_ready receives again and either re-arms the op (same deadline) or
+// resumes the thread with the final results. So the whole read runs in C,
+// with one yield, on every Lua version. While the op waits, the buffer holds
+// only received bytes (nothing is received into it behind Lua's back), so a
+// recv from another thread sees consistent data.
+//
+// The request lives in fields of the read-side op that a readable op does
+// not use: flags = mode, done = limit, buf/len = the delimiter (a Lua string
+// kept alive on the waiting thread's stack), deadline.when = expires.
+//
+// Memory: the buffer holds at most the request's limit plus one receive
+// (64 KiB) beyond what the caller asked for; when it empties, a large buffer
+// is freed. close() frees it (see close_socket in lua_socket.cpp).
+#include "lua/lua_bufread.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "lua/lua_socket.hpp"
+#include "lua/scheduler.hpp"
+#include "sock/error.hpp"
+#include "sock/loop.hpp"
+
+namespace {
+
+enum Mode : int { kRead = 1, kReadN, kLine, kUntil };
+
+constexpr size_t kDefaultMaxLine = 65536;  // readline/readuntil without a max
+constexpr size_t kRecvChunk = 65536;       // bytes asked of one recv
+constexpr size_t kKeepCapacity = 16384;    // an empty buffer larger than this is freed
+
+// One receive's worth of scratch space per OS thread (each Lua state runs
+// on one thread at a time; states on other threads get their own).
+thread_local char recv_scratch[kRecvChunk];
+
+// Hidden key of the per-socket line limit in the socket's uservalue table.
+char maxline_key;
+
+struct Req {
+  int mode;
+  size_t limit;       // read: max; readn: n; readline/readuntil: max
+  const char* delim;  // readuntil
+  size_t dlen;
+};
+
+enum class St { done, need_more, too_long, eof, error, wait };
+
+struct Outcome {
+  St st;
+  size_t take = 0;     // done: bytes of the result
+  size_t consume = 0;  // done: bytes to drop from the buffer (take + terminator)
+  int err = 0;         // error: the code
+};
+
+size_t sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+
+size_t available(const LuaSocket* ls) { return ls->pending.size() - ls->pending_pos; }
+const char* buffered(const LuaSocket* ls) { return ls->pending.data() + ls->pending_pos; }
+
+void consume(LuaSocket* ls, size_t n) {
+  ls->pending_pos += n;
+  if (ls->pending_pos < ls->pending.size()) return;
+  if (ls->pending.capacity() > kKeepCapacity)
+    std::string().swap(ls->pending);  // an idle connection keeps no big buffer
+  else
+    ls->pending.clear();
+  ls->pending_pos = 0;
+}
+
+Outcome check(const LuaSocket* ls, const Req& r) {
+  size_t a = available(ls);
+  const char* p = buffered(ls);
+  switch (r.mode) {
+    case kRead:
+      if (!a) return {St::need_more};
+      return {St::done, std::min(a, r.limit), std::min(a, r.limit)};
+    case kReadN:
+      if (a < r.limit) return {St::need_more};
+      return {St::done, r.limit, r.limit};
+    case kLine: {
+      // The terminator may sit just past `limit` characters: "\n" or "\r\n".
+      size_t window = std::min(a, sat_add(r.limit, 2));
+      const char* nl = static_cast<const char*>(std::memchr(p, '\n', window));
+      if (nl) {
+        size_t i = (size_t)(nl - p);
+        size_t len = (i > 0 && p[i - 1] == '\r') ? i - 1 : i;
+        if (len > r.limit) return {St::too_long};
+        return {St::done, len, i + 1};
+      }
+      size_t full = sat_add(r.limit, 1);
+      if (a > full || (a == full && p[a - 1] != '\r')) return {St::too_long};
+      return {St::need_more};
+    }
+    case kUntil: {
+      size_t window = std::min(a, sat_add(r.limit, r.dlen));
+      const void* at = window >= r.dlen ? memmem(p, window, r.delim, r.dlen) : nullptr;
+      if (at) {
+        size_t i = (size_t)(static_cast<const char*>(at) - p);
+        return {St::done, i, i + r.dlen};
+      }
+      if (a >= sat_add(r.limit, r.dlen)) return {St::too_long};
+      return {St::need_more};
+    }
+  }
+  return {St::error, 0, 0, EINVAL};
+}
+
+// One recv into the buffer: > 0 bytes, 0 at end of stream, -errno.
+long fill(LuaSocket* ls) {
+  int fd = ls->s.fd();
+  if (fd < 0) return -sock::ERR_CLOSED;
+  ssize_t n;
+  do {
+    n = ::recv(fd, recv_scratch, sizeof recv_scratch, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return -errno;
+  if (n == 0) return 0;
+  if (ls->pending_pos > 0) {  // drop what was consumed before growing
+    ls->pending.erase(0, ls->pending_pos);
+    ls->pending_pos = 0;
+  }
+  try {
+    ls->pending.append(recv_scratch, (size_t)n);
+  } catch (const std::exception&) {
+    return -ENOMEM;
+  }
+  return (long)n;
+}
+
+// Receive until the request is met or the socket would block.
+Outcome advance(LuaSocket* ls, const Req& r) {
+  for (;;) {
+    Outcome o = check(ls, r);
+    if (o.st != St::need_more) return o;
+    long n = fill(ls);
+    if (n > 0) continue;
+    if (n == 0) return {St::eof};
+    if (n == -EAGAIN || n == -EWOULDBLOCK) return {St::wait};
+    return {St::error, 0, 0, (int)-n};
+  }
+}
+
+int push_outcome(lua_State* L, LuaSocket* ls, const Req& r, const Outcome& o) {
+  switch (o.st) {
+    case St::done:
+      lua_pushlstring(L, buffered(ls), o.take);
+      consume(ls, o.consume);
+      return 1;
+    case St::too_long:
+      return sock_lua_fail(L, sock::ERR_TOO_LONG);
+    case St::eof:
+      sock_lua_fail(L, sock::ERR_EOF);
+      if (r.mode == kRead) return 2;
+      // What arrived before the end (maybe nothing) is the third value.
+      lua_pushlstring(L, buffered(ls), available(ls));
+      consume(ls, available(ls));
+      return 3;
+    default:
+      return sock_lua_fail(L, o.err ? o.err : EINVAL);
+  }
+}
+
+struct Completion {
+  LuaSocket* ls;
+  Req req;
+  Outcome out;
+};
+
+int push_completion(lua_State* co, void* ctx) {
+  Completion& c = *static_cast<Completion*>(ctx);
+  return push_outcome(co, c.ls, c.req, c.out);
+}
+
+void bufread_ready(sock::Operation* op) {
+  LuaWait& w = *static_cast<LuaWait*>(op->owner);
+  LuaSocket* ls = w.socket;
+  Completion c{ls, Req{op->flags, op->done, op->buf, op->len}, Outcome{St::error}};
+  if (op->result < 0) {
+    c.out = {St::error, 0, 0, (int)-op->result};
+  } else {
+    c.out = advance(ls, c.req);
+    if (c.out.st == St::wait) {
+      double expires = op->deadline.when;  // as the first wait set it
+      int rc = ls->sched->loop ? ls->sched->loop->start(*op, expires) : -sock::ERR_CLOSED;
+      if (rc == 0) return;  // keep waiting; nothing was consumed
+      c.out = {St::error, 0, 0, -rc};
+    }
+  }
+  lua_State* co = w.thread;
+  w.thread = nullptr;
+  sched_complete_wait(ls->sched, co, push_completion, &c);
+}
+
+// The common body: serve from the buffer and the socket, wait if need be.
+int run(lua_State* L, LuaSocket* ls, const Req& r, double expires) {
+  if (!ls->s.is_open()) return sock_lua_fail(L, sock::ERR_CLOSED);
+  LuaWait& w = ls->rd;
+  if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);
+  Outcome o = advance(ls, r);
+  if (o.st != St::wait) return push_outcome(L, ls, r, o);
+
+  Scheduler* S = ls->sched;
+  sock::Loop& loop = sched_loop(L, S);
+  w.op.kind = sock::OpKind::readable;
+  w.op.handle = &ls->s.io;
+  w.op.result = 0;
+  w.op.eof = false;
+  w.op.cancel_code = 0;
+  w.op.flags = r.mode;
+  w.op.done = r.limit;
+  w.op.buf = const_cast<char*>(r.delim);
+  w.op.len = r.dlen;
+  w.op.deadline.when = expires;  // read back by bufread_ready when it re-arms
+  w.socket = ls;
+  int rc = loop.start(w.op, expires);
+  if (rc < 0) return push_outcome(L, ls, r, Outcome{St::error, 0, 0, -rc});
+  w.thread = S->current;
+  w.op.owner = &w;
+  w.op.on_complete = bufread_ready;
+  return sched_wait(L, S);
+}
+
+// --- arguments ---------------------------------------------------------------
+
+LuaSocket* io_socket(lua_State* L, const char* fname) {
+  LuaSocket* ls = sock_lua_checksocket(L, 1, fname);
+  sched_check_thread(L, ls->sched, fname);
+  return ls;
+}
+
+// A whole number >= min at idx, or `def` when absent.
+size_t opt_size(lua_State* L, int idx, const char* fname, const char* what, size_t min, size_t def) {
+  if (lua_isnoneornil(L, idx)) return def;
+  if (lua_type(L, idx) != LUA_TNUMBER)
+    luaL_error(L, "bad argument #%d to '%s' (%s: number expected, got %s)", idx, fname, what, luaL_typename(L, idx));
+  lua_Number n = lua_tonumber(L, idx);
+  if (std::isinf(n) && n > 0) return SIZE_MAX;  // math.huge: no limit
+  if (!(n >= -9.2e18 && n <= 9.2e18) || (lua_Number)(long long)n != n)
+    luaL_error(L, "bad argument #%d to '%s' (%s: number has no integer representation)", idx, fname, what);
+  long long v = (long long)n;
+  if (v < (long long)min)
+    luaL_error(L, "bad argument #%d to '%s' (%s must be at least %d)", idx, fname, what, (int)min);
+  return (size_t)v;
+}
+
+// The socket's line limit (s:setmaxline), or the default. Read raw from the
+// fields table, and only when it exists: s:setmaxline makes it.
+size_t maxline(lua_State* L, LuaSocket* ls) {
+  if (!ls->has_fields) return kDefaultMaxLine;
+  sock_getuservalue(L, 1);
+  lua_pushlightuserdata(L, &maxline_key);
+  lua_rawget(L, -2);
+  size_t v = kDefaultMaxLine;
+  if (lua_type(L, -1) == LUA_TNUMBER) {
+    lua_Number n = lua_tonumber(L, -1);
+    v = n >= 1.8e19 ? SIZE_MAX : (size_t)n;
+  }
+  lua_pop(L, 2);
+  return v;
+}
+
+// s:read([max], [expires]) -> s | nil, err
+int l_read(lua_State* L) {
+  LuaSocket* ls = io_socket(L, "read");
+  Req r{kRead, opt_size(L, 2, "read", "max", 1, SIZE_MAX), nullptr, 0};
+  double expires = sock_lua_optexpires(L, 3, "read");
+  return run(L, ls, r, expires);
+}
+
+// s:readn(n, [expires]) -> s | nil, err[, partial]
+int l_readn(lua_State* L) {
+  LuaSocket* ls = io_socket(L, "readn");
+  if (lua_isnoneornil(L, 2))
+    luaL_error(L, "bad argument #2 to 'readn' (n: number expected, got %s)", luaL_typename(L, 2));
+  Req r{kReadN, opt_size(L, 2, "readn", "n", 0, 0), nullptr, 0};
+  if (r.limit == SIZE_MAX) luaL_error(L, "bad argument #2 to 'readn' (n must be finite)");
+  double expires = sock_lua_optexpires(L, 3, "readn");
+  return run(L, ls, r, expires);
+}
+
+// s:readline([expires]) -> line | nil, err[, partial]
+int l_readline(lua_State* L) {
+  LuaSocket* ls = io_socket(L, "readline");
+  double expires = sock_lua_optexpires(L, 2, "readline");
+  Req r{kLine, maxline(L, ls), nullptr, 0};
+  return run(L, ls, r, expires);
+}
+
+// s:readuntil(delim, [max], [expires]) -> s | nil, err[, partial]
+int l_readuntil(lua_State* L) {
+  LuaSocket* ls = io_socket(L, "readuntil");
+  if (lua_type(L, 2) != LUA_TSTRING)
+    luaL_error(L, "bad argument #2 to 'readuntil' (delimiter: string expected, got %s)", luaL_typename(L, 2));
+  size_t dlen;
+  const char* delim = lua_tolstring(L, 2, &dlen);
+  if (dlen == 0) luaL_error(L, "bad argument #2 to 'readuntil' (delimiter must not be empty)");
+  size_t max = lua_isnoneornil(L, 3) ? maxline(L, ls) : opt_size(L, 3, "readuntil", "max", 0, 0);
+  double expires = sock_lua_optexpires(L, 4, "readuntil");
+  Req r{kUntil, max, delim, dlen};
+  return run(L, ls, r, expires);
+}
+
+// s:setmaxline([n]) -> previous: the longest line readline returns, and the
+// max readuntil uses when it is given none (nil: back to the default).
+int l_setmaxline(lua_State* L) {
+  LuaSocket* ls = sock_lua_checksocket(L, 1, "setmaxline");
+  size_t n = opt_size(L, 2, "setmaxline", "n", 0, kDefaultMaxLine);
+  size_t prev = maxline(L, ls);
+  // Through __newindex, which makes the fields table (keeping an accepted
+  // socket's address fields); the key is private to this file.
+  lua_pushlightuserdata(L, &maxline_key);
+  if (n == SIZE_MAX)
+    lua_pushnumber(L, HUGE_VAL);
+  else
+    lua_pushnumber(L, (lua_Number)n);
+  lua_settable(L, 1);
+  if (prev == SIZE_MAX)
+    lua_pushnumber(L, HUGE_VAL);
+  else
+    sock_pushinteger(L, (long long)prev);
+  return 1;
+}
+
+// s:buffered() -> bytes read ahead and not consumed yet
+int l_buffered(lua_State* L) {
+  LuaSocket* ls = sock_lua_checksocket(L, 1, "buffered");
+  sock_pushinteger(L, (long long)available(ls));
+  return 1;
+}
+
+}  // namespace
+
+void sock_lua_open_bufread(lua_State* L, int sched_idx) {
+  static const luaL_Reg methods[] = {{"read", l_read},           {"readn", l_readn},
+                                     {"readline", l_readline},   {"readuntil", l_readuntil},
+                                     {"setmaxline", l_setmaxline}, {"buffered", l_buffered},
+                                     {nullptr, nullptr}};
+  sched_idx = lua_absindex(L, sched_idx);
+  lua_getfield(L, -1, "_socket_methods");
+  lua_pushvalue(L, sched_idx);
+  luaL_setfuncs(L, methods, 1);
+  lua_pop(L, 1);
+}
