@@ -10,6 +10,25 @@ local methods = sock._socket_methods
 
 local function pack(...) return {n = select('#', ...), ...} end
 
+-- Argument checks for the functions written here, worded as the C ones.
+local function argerror(n, fname, expected, v)
+	error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, expected, type(v)), 3)
+end
+local function callable(f)
+	if type(f) == 'function' then return true end
+	local mt = getmetatable(f)
+	return type(mt) == 'table' and mt.__call ~= nil
+end
+local function check_callable(n, fname, f)
+	if not callable(f) then argerror(n, fname, 'function', f) end
+end
+local function check_number(n, fname, v)
+	if type(v) ~= 'number' then argerror(n, fname, 'number', v) end
+end
+local function check_socket(fname, self)
+	if not pcall(methods.closed, self) then argerror(1, fname, 'socket', self) end
+end
+
 -- LuaJIT: cdata buffers -----------------------------------------------------
 
 local ffi
@@ -43,13 +62,15 @@ end
 
 -- tcp:recvn(buf, len, [expires]) -> buf, len | nil, err, read_len
 function methods.recvn(self, buf, len, expires)
-	local n, err, got = self:_recvn(buf, len, expires)
+	local n, err, got = methods._recvn(self, buf, len, expires)  -- (it checks self)
 	if not n then return nil, err, got end
 	return buf, n
 end
 
 -- tcp:recvall([expires]) -> buf, len | nil, err, buf, len
 function methods.recvall(self, expires)
+	check_socket('recvall', self)
+	if expires ~= nil then check_number(2, 'recvall', expires) end
 	local chunks, count, total = {}, 0, 0
 	local buf = sock.buffer(65536)
 	while true do
@@ -72,6 +93,8 @@ end
 -- at the end); read([size]) returns them as a string (nil at the end). The
 -- read function never yields, for APIs that cannot.
 function methods.recvall_read(self, expires)
+	check_socket('recvall_read', self)
+	if expires ~= nil then check_number(2, 'recvall_read', expires) end
 	local buf, len = self:recvall(expires)
 	if not buf then return nil, len end
 	local data = buffer_string(buf, len)
@@ -110,6 +133,7 @@ end
 -- sock.run(f, ...) -> ...: run f inside a sock thread, polling until every
 -- thread is done; inside a thread already, just call f.
 function sock.run(f, ...)
+	check_callable(1, 'run', f)
 	if sock._running() then return f(...) end
 	local ret
 	sock.thread(function(...) ret = pack(f(...)) end, ...)
@@ -173,7 +197,10 @@ if native_yieldable_pcall then
 	end
 else
 	function sock.pcall(f, ...) return coroutine_pcall(nil, f, ...) end
-	function sock.xpcall(f, handler, ...) return coroutine_pcall(handler, f, ...) end
+	function sock.xpcall(f, handler, ...)
+		check_callable(2, 'xpcall', handler)
+		return coroutine_pcall(handler, f, ...)
+	end
 end
 
 -- Per-thread environment and finish hooks ------------------------------------
@@ -182,6 +209,8 @@ sock.threadenv = setmetatable({}, {__mode = 'k'})
 
 -- sock.onthreadfinish(co, f): call f(co) when co ends (normally or by error).
 function sock.onthreadfinish(co, f)
+	if type(co) ~= 'thread' then argerror(1, 'onthreadfinish', 'thread', co) end
+	check_callable(2, 'onthreadfinish', f)
 	local hooks = sock._finish_hooks()
 	local prev = hooks[co]
 	if prev then
@@ -204,6 +233,8 @@ end
 
 -- sock.runat(t, f) -> sjt: run f in a new thread at clock t.
 function sock.runat(t, f)
+	check_number(1, 'runat', t)
+	check_callable(2, 'runat', f)
 	local job = sock.sleep_job()
 	sock.thread(function()
 		if job:sleep_until(t) == CANCEL then return end
@@ -213,12 +244,16 @@ function sock.runat(t, f)
 end
 
 function sock.runafter(s, f)
+	check_number(1, 'runafter', s)
+	check_callable(2, 'runafter', f)
 	return sock.runat(sock.clock() + s, f)
 end
 
 -- sock.runevery(s, f) -> sjt: run f every s seconds until it returns false or
 -- the timer is cancelled. Ticks are scheduled from the start, so they do not drift.
 function sock.runevery(s, f)
+	check_number(1, 'runevery', s)
+	check_callable(2, 'runevery', f)
 	local job = sock.sleep_job()
 	sock.thread(function()
 		local t = sock.clock()

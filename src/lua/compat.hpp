@@ -97,6 +97,9 @@ inline long long sock_checkinteger(lua_State* L, int arg) {
   return (long long)luaL_checkinteger(L, arg);
 #else
   lua_Number n = luaL_checknumber(L, arg);
+  // Converting a double outside long long's range (or NaN) is undefined.
+  if (!(n >= -9223372036854775808.0 && n < 9223372036854775808.0))
+    luaL_argerror(L, arg, "number has no integer representation");
   long long v = (long long)n;
   if ((lua_Number)v != n) luaL_argerror(L, arg, "number has no integer representation");
   return v;

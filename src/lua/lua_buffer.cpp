@@ -88,6 +88,11 @@ static int l_len(lua_State* L) {
   return 1;
 }
 
+static int l_size(lua_State* L) {
+  sock_pushinteger(L, (long long)check_buf(L, "size")->size);
+  return 1;
+}
+
 // Resolve string.sub-style indices (1-based, negative from the end) to a
 // [start, end) byte range.
 static void slice(lua_State* L, size_t size, int i_idx, size_t* from, size_t* to) {
@@ -137,7 +142,7 @@ static int l_tostring_meta(lua_State* L) {
 }
 
 void sock_lua_open_buffer(lua_State* L) {
-  static const luaL_Reg methods[] = {{"tostring", l_tostring}, {"set", l_set}, {"size", l_len}, {nullptr, nullptr}};
+  static const luaL_Reg methods[] = {{"tostring", l_tostring}, {"set", l_set}, {"size", l_size}, {nullptr, nullptr}};
   luaL_newmetatable(L, SOCK_BUFFER);
   lua_newtable(L);
   luaL_setfuncs(L, methods, 0);

@@ -530,7 +530,8 @@ static int l_job_wakeup(lua_State* L) {
 }
 
 static int l_job_gc(lua_State* L) {
-  SleepJob* job = static_cast<SleepJob*>(lua_touserdata(L, 1));
+  SleepJob* job = static_cast<SleepJob*>(luaL_testudata(L, 1, SLEEP_JOB));  // Lua code may call it
+  if (!job) return 0;
   // Only reachable here when nothing sleeps on it (a sleeper keeps it alive),
   // or when the whole state closes.
   if (job->sched->loop) job->sched->loop->remove_timer(job->timer);
