@@ -3,6 +3,8 @@
 // binding file includes this and writes against the 5.2-style API it provides.
 #pragma once
 
+#include <atomic>
+
 extern "C" {
 #include <lauxlib.h>
 #include <lua.h>
@@ -130,14 +132,27 @@ inline void sock_getuservalue(lua_State* L, int idx) {
 // luaL_testudata looks the metatable up by name (interning the string) on
 // every call; the socket methods check two userdata per call, so the hot
 // types keep their metatable's address here for a pointer compare. The cache
-// is per OS thread and cleared when the state that filled it closes, so a
-// stale address is never trusted; another state in the same thread simply
-// takes the slow path.
+// is filled only while a single Lua state has the module open (with several,
+// possibly on several OS threads, every check takes the slow path), and it is
+// cleared when a state closes, so a stale address is never trusted.
+// (Not thread_local: TLS in a dlopen'ed module crashes LeakSanitizer under
+// LuaJIT.)
 struct SockTypeCache {
-  const void* socket_mt = nullptr;
-  const void* buffer_mt = nullptr;
+  std::atomic<const void*> socket_mt{nullptr};
+  std::atomic<const void*> buffer_mt{nullptr};
+  std::atomic<int> open_states{0};
 };
-extern thread_local SockTypeCache sock_type_cache;
+extern SockTypeCache sock_type_cache;
+
+// Remember a hot type's metatable (on top of the stack) if this is the only state.
+inline void sock_type_cache_fill(std::atomic<const void*>& slot, lua_State* L) {
+  slot.store(sock_type_cache.open_states.load() == 1 ? lua_topointer(L, -1) : nullptr);
+}
+inline void sock_type_cache_close() {
+  sock_type_cache.open_states.fetch_sub(1);
+  sock_type_cache.socket_mt.store(nullptr);
+  sock_type_cache.buffer_mt.store(nullptr);
+}
 
 inline void* sock_testudata(lua_State* L, int idx, const char* tname, const void* cached_mt) {
   void* p = lua_touserdata(L, idx);

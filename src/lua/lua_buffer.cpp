@@ -26,7 +26,7 @@ static char* cdata_pointer(lua_State* L, int idx, const char* fname) {
 }
 
 char* sock_lua_checkbuffer(lua_State* L, int idx, bool writable, size_t* cap, const char* fname) {
-  if (void* ud = sock_testudata(L, idx, SOCK_BUFFER, sock_type_cache.buffer_mt)) {
+  if (void* ud = sock_testudata(L, idx, SOCK_BUFFER, sock_type_cache.buffer_mt.load(std::memory_order_relaxed))) {
     ByteBuffer* b = static_cast<ByteBuffer*>(ud);
     *cap = b->size;
     return b->data;
@@ -62,7 +62,7 @@ ByteBuffer* sock_lua_newbuffer(lua_State* L, size_t size, const char* init) {
 }
 
 static ByteBuffer* check_buf(lua_State* L, const char* fname) {
-  void* p = sock_testudata(L, 1, SOCK_BUFFER, sock_type_cache.buffer_mt);
+  void* p = sock_testudata(L, 1, SOCK_BUFFER, sock_type_cache.buffer_mt.load(std::memory_order_relaxed));
   if (!p) luaL_error(L, "bad argument #1 to '%s' (sock.buffer expected, got %s)", fname, luaL_typename(L, 1));
   return static_cast<ByteBuffer*>(p);
 }
@@ -151,7 +151,7 @@ void sock_lua_open_buffer(lua_State* L) {
   lua_setfield(L, -2, "__len");
   lua_pushcfunction(L, l_tostring_meta);
   lua_setfield(L, -2, "__tostring");
-  sock_type_cache.buffer_mt = lua_topointer(L, -1);
+  sock_type_cache_fill(sock_type_cache.buffer_mt, L);
   lua_pop(L, 1);
   lua_pushcfunction(L, l_buffer);
   lua_setfield(L, -2, "buffer");

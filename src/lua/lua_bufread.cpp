@@ -47,10 +47,6 @@ constexpr size_t kDefaultMaxLine = 65536;  // readline/readuntil without a max
 constexpr size_t kRecvChunk = 65536;       // bytes asked of one recv
 constexpr size_t kKeepCapacity = 16384;    // an empty buffer larger than this is freed
 
-// One receive's worth of scratch space per OS thread (each Lua state runs
-// on one thread at a time; states on other threads get their own).
-thread_local char recv_scratch[kRecvChunk];
-
 // Hidden key of the per-socket line limit in the socket's uservalue table.
 char maxline_key;
 
@@ -127,9 +123,13 @@ Outcome check(const LuaSocket* ls, const Req& r) {
 long fill(LuaSocket* ls) {
   int fd = ls->s.fd();
   if (fd < 0) return -sock::ERR_CLOSED;
+  auto& scratch = ls->sched->recv_scratch;
+  if (!scratch) scratch.reset(new (std::nothrow) char[kRecvChunk]);
+  if (!scratch) return -ENOMEM;
+  char* recv_scratch = scratch.get();
   ssize_t n;
   do {
-    n = ::recv(fd, recv_scratch, sizeof recv_scratch, 0);
+    n = ::recv(fd, recv_scratch, kRecvChunk, 0);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return -errno;
   if (n == 0) return 0;

@@ -14,6 +14,7 @@
 // path is opened, an fd or Lua file is dup'ed, so closing the caller's handle
 // meanwhile cannot make us read from a reused fd number. That fd is closed
 // as soon as the call returns.
+#include <atomic>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -40,7 +41,7 @@ constexpr const char* kJobMeta = "sock.sendfile_job";
 constexpr size_t kCopyChunk = 65536;
 constexpr size_t kMaxSendfile = 1u << 30;  // per call; the kernel caps it near 2 GiB anyway
 
-thread_local bool force_copy = false;  // test hook: sock._sendfile_force_copy(true)
+std::atomic<bool> force_copy{false};  // test hook: sock._sendfile_force_copy(true)
 
 struct Job {
   LuaSocket* ls = nullptr;
@@ -312,8 +313,7 @@ int l_sendfile(lua_State* L) {
 }
 
 int l_force_copy(lua_State* L) {
-  bool prev = force_copy;
-  force_copy = lua_toboolean(L, 1);
+  bool prev = force_copy.exchange(lua_toboolean(L, 1));
   lua_pushboolean(L, prev);
   return 1;
 }

@@ -29,7 +29,7 @@ int sock_lua_fail(lua_State* L, int code) {
 }
 
 LuaSocket* sock_lua_checksocket(lua_State* L, int idx, const char* fname) {
-  void* p = sock_testudata(L, idx, SOCK_SOCKET, sock_type_cache.socket_mt);
+  void* p = sock_testudata(L, idx, SOCK_SOCKET, sock_type_cache.socket_mt.load(std::memory_order_relaxed));
   if (!p) luaL_error(L, "bad argument #%d to '%s' (socket expected, got %s)", idx, fname, luaL_typename(L, idx));
   return static_cast<LuaSocket*>(p);
 }
@@ -215,7 +215,7 @@ static int l_closed(lua_State* L) {
 // Lua code can reach the metamethods through getmetatable and call them with
 // anything, or call __gc itself: they check what they get.
 static LuaSocket* test_socket(lua_State* L, int idx) {
-  return static_cast<LuaSocket*>(sock_testudata(L, idx, SOCK_SOCKET, sock_type_cache.socket_mt));
+  return static_cast<LuaSocket*>(sock_testudata(L, idx, SOCK_SOCKET, sock_type_cache.socket_mt.load(std::memory_order_relaxed)));
 }
 
 // `<close>` (Lua 5.4) closes; the memory goes with __gc.
@@ -785,7 +785,7 @@ void sock_lua_open_socket(lua_State* L, int sched_idx) {
   lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, l_tostring);
   lua_setfield(L, -2, "__tostring");
-  sock_type_cache.socket_mt = lua_topointer(L, -1);
+  sock_type_cache_fill(sock_type_cache.socket_mt, L);
   lua_pop(L, 1);
 
   lua_setfield(L, module, "_socket_methods");  // sock.lua adds the Lua-written methods

@@ -11,7 +11,7 @@
 #include "lua/scheduler.hpp"
 #include "sock_embedded_lua.hpp"
 
-thread_local SockTypeCache sock_type_cache;
+SockTypeCache sock_type_cache;
 
 // _set_cdata_converter(f): LuaJIT only; see lua_buffer.cpp.
 static int l_set_cdata_converter(lua_State* L) {
@@ -26,6 +26,11 @@ extern "C" __attribute__((visibility("default"))) int luaopen_sock(lua_State* L)
   if (lua_istable(L, -1)) return 1;  // one module per state, even if opened twice
   lua_pop(L, 1);
 
+  // Another state with the module open disables the metatable cache.
+  if (sock_type_cache.open_states.fetch_add(1) != 0) {
+    sock_type_cache.socket_mt.store(nullptr);
+    sock_type_cache.buffer_mt.store(nullptr);
+  }
   lua_newtable(L);
   int module = lua_gettop(L);
   sched_create(L);

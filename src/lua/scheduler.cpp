@@ -591,7 +591,8 @@ static int l_sched_gc(lua_State* L) {
   // they see `closed` and a null loop and leave it alone.
   S->closed = true;
   S->loop.reset();
-  sock_type_cache = SockTypeCache{};
+  S->recv_scratch.reset();
+  sock_type_cache_close();
   return 0;
 }
 

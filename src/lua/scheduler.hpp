@@ -30,6 +30,10 @@ struct Scheduler {
   int nested_ref = LUA_NOREF;    // weak {coroutine = true}: cowrap/pcall coroutines that may do I/O
   int hooks_ref = LUA_NOREF;     // weak {thread = function}: sock.onthreadfinish
   int error_handler_ref = LUA_NOREF;
+  // Where buffered reads receive before appending (made on first use; per
+  // state, since thread_local storage in a dlopen'ed module breaks
+  // LeakSanitizer under LuaJIT).
+  std::unique_ptr<char[]> recv_scratch;
 };
 
 // Markers a thread yields as its first value.
