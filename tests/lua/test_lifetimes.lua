@@ -1,0 +1,258 @@
+-- Lifetimes: what happens to threads, sockets and buffers when an operation
+-- is pending and the program closes, drops or stops things.
+--  - closing a socket wakes every thread waiting on it (reader and writer,
+--    recv, recvn, send, accept) with nil, 'closed' and the partial counts;
+--  - a thread blocked on I/O or a timer is kept alive by the wait, and so are
+--    its socket and its buffer, even when nothing else refers to them: a full
+--    collection changes nothing, and the operation completes correctly;
+--  - once it has finished, the thread, its sockets and their fds are
+--    collected;
+--  - a suspended thread that is never resumed is collected with its sockets;
+--  - sock.stop() with work pending returns from start(), and a later start()
+--    finishes that work, including I/O that became ready meanwhile;
+--  - the Lua state may close with operations pending (children/state_close).
+local T = require'testlib'
+local child = require'child'
+local sock = T.sock
+
+-- Wait (inside a thread) until `n` things have called done(), or `secs`
+-- pass; returns whether all did. No polling: a sleep job woken by the last.
+local function latch(n)
+	local job = sock.sleep_job()
+	local l = {}
+	function l.done()
+		n = n - 1
+		if n == 0 then job:wakeup() end
+	end
+	function l.wait(secs)
+		if n > 0 then job:sleep(secs or 5) end
+		return n == 0
+	end
+	return l
+end
+
+-- job:wakeup() runs the woken thread at once, inside the caller of done():
+-- a zero sleep lets that caller run to its end (it is resumed first).
+local function let_others_finish()
+	sock.sleep(0)
+end
+
+local function full_gc()
+	for _ = 1, 3 do collectgarbage() end
+end
+
+T.test('close wakes every waiter: reader, writer, recvn with its partial count', function()
+	local a, b = assert(sock.socketpair())
+	local l = latch(3)
+	local r_recv, r_send, r_recvn
+	sock.thread(function()
+		r_recv = {a:recv(sock.buffer(16), 16, T.deadline())}
+		l.done()
+	end)
+	T.eq(r_recv, nil, 'recv should be waiting')
+	sock.thread(function() -- fills the socket buffer, then waits
+		r_send = {a:send(string.rep('w', 4 * 1024 * 1024), nil, T.deadline())}
+		l.done()
+	end)
+	T.eq(r_send, nil, 'send should be waiting')
+	local c, s = T.tcp_pair()
+	assert(c:send('abc'))
+	sock.thread(function()
+		r_recvn = {s:recvn(sock.buffer(10), 10, T.deadline())}
+		l.done()
+	end)
+	T.eq(r_recvn, nil, 'recvn should be waiting')
+	a:close()
+	s:close()
+	assert(l.wait(), 'a waiter was not woken by close')
+	T.eq(r_recv[1], nil)
+	T.eq(r_recv[2], 'closed')
+	T.eq(r_send[1], nil)
+	T.eq(r_send[2], 'closed')
+	assert(type(r_send[3]) == 'number' and r_send[3] > 0 and r_send[3] < 4 * 1024 * 1024,
+		'send reports what it sent before the close: ' .. tostring(r_send[3]))
+	T.eq(r_recvn[1], nil)
+	T.eq(r_recvn[2], 'closed')
+	T.eq(r_recvn[3], 3)
+	-- closed stays closed, and closing again is harmless
+	T.eq(select(2, a:recv(sock.buffer(1), 1)), 'closed')
+	assert(a:close())
+	b:close()
+	c:close()
+end)
+
+T.test('close wakes a thread waiting in accept', function()
+	local l = T.listener()
+	local done = latch(1)
+	local r
+	sock.thread(function()
+		r = {l:accept(T.deadline())}
+		done.done()
+	end)
+	l:close()
+	assert(done.wait(), 'accept was not woken')
+	T.eq(r[1], nil)
+	T.eq(r[2], 'closed')
+end)
+
+T.test('a thread blocked in recv is kept alive by the wait, with its socket and buffer', function()
+	local a, b = assert(sock.socketpair())
+	local weak = setmetatable({}, {__mode = 'v'})
+	local result
+	local l = latch(1)
+	do
+		-- The socket and the buffer are only on the waiting call's stack.
+		local co = sock.thread(function(s)
+			local buf = sock.buffer(16)
+			local n, err = s:recv(buf, 16, T.deadline())
+			result = {n, err, n and buf:tostring(1, n)}
+			l.done()
+		end, a)
+		weak.co, weak.a = co, a
+	end
+	a = nil
+	full_gc()
+	assert(weak.co, 'the waiting thread was collected')
+	assert(weak.a, 'the socket of a pending recv was collected')
+	T.eq(result, nil)
+	assert(b:send('hello'))
+	assert(l.wait(), 'the recv did not complete')
+	T.eq(result[1], 5)
+	T.eq(result[3], 'hello')
+	-- Finished now: the thread and the socket go, and the fd with them.
+	let_others_finish()
+	local fds = T.fd_count()
+	full_gc()
+	T.eq(weak.co, nil, 'the finished thread is still alive')
+	T.eq(weak.a, nil, 'the socket of the finished thread is still alive')
+	T.eq(T.fd_count(), fds - 1, 'the collected socket kept its fd')
+	b:close()
+end)
+
+T.test('a forgotten thread blocked in recv sees the peer close (0) after a collection', function()
+	local a, b = assert(sock.socketpair())
+	local result
+	local l = latch(1)
+	sock.thread(function(s)
+		local n, err = s:recv(sock.buffer(16), 16, T.deadline())
+		result = {n, err}
+		s:close()
+		l.done()
+	end, a)
+	a = nil
+	full_gc()
+	b:close()
+	assert(l.wait(), 'the recv did not complete')
+	T.eq(result[1], 0) -- end of stream
+end)
+
+T.test('a forgotten sleeper wakes on time, and a forgotten sleep job with it', function()
+	local weak = setmetatable({}, {__mode = 'v'})
+	local woke
+	local l = latch(2)
+	local t0 = sock.clock()
+	do
+		local job = sock.sleep_job()
+		weak.job = job
+		sock.thread(function(j)
+			j:sleep(0.05)
+			woke = sock.clock() - t0
+			l.done()
+		end, job)
+		sock.thread(function()
+			sock.sleep(0.05)
+			l.done()
+		end)
+	end
+	full_gc()
+	assert(weak.job, 'the sleep job of a sleeping thread was collected')
+	assert(l.wait(), 'a sleeper did not wake')
+	assert(woke >= 0.05, 'woke early: ' .. woke)
+end)
+
+T.plain('a suspended thread that is never resumed is collected, and its sockets closed', function()
+	local weak = setmetatable({}, {__mode = 'v'})
+	local fds = T.fd_count()
+	do
+		local co = sock.thread(function()
+			local s = assert(sock.tcp())
+			local u = assert(sock.udp())
+			sock.suspend()
+			s:close()
+			u:close()
+		end)
+		weak.co = co
+	end
+	T.eq(T.fd_count(), fds + 2)
+	full_gc()
+	T.eq(weak.co, nil, 'the suspended thread was not collected')
+	T.eq(T.fd_count(), fds, 'its sockets kept their fds')
+end)
+
+T.plain('explicit __gc and __close calls leave a socket that refuses use, and a clean collection', function()
+	local c, s
+	sock.run(function() c, s = T.tcp_pair() end)
+	local mt = getmetatable(c)
+	local l = false
+	local r
+	sock.thread(function() -- waiting on s when its __gc is called by hand
+		r = {s:recv(sock.buffer(4), 4, T.deadline())}
+		l = true
+	end)
+	mt.__gc(s)
+	mt.__gc(s) -- twice
+	sock.start(5)
+	assert(l, 'the waiter was not woken by __gc')
+	T.eq(r[2], 'closed')
+	T.raises('socket expected', sock._socket_methods.recv, s, sock.buffer(1), 1)
+	if mt.__close then
+		mt.__close(c)
+		T.eq(c:closed(), true)
+	end
+	mt.__gc(42) -- not a socket: ignored
+	T.raises('socket expected', mt.__newindex, 42, 'k', 'v')
+	T.eq(mt.__index(42, 'nothing'), nil)
+	c, s = nil, nil
+	full_gc()
+end)
+
+T.plain('stop() with work pending returns from start(); a later start() finishes it', function()
+	local a, b = assert(sock.socketpair())
+	local got
+	local ticks = 0
+	sock.thread(function()
+		local buf = sock.buffer(16)
+		local n = assert(a:recv(buf, 16, sock.clock() + 5))
+		got = buf:tostring(1, n)
+	end)
+	sock.thread(function()
+		for _ = 1, 3 do
+			sock.sleep(0.001)
+			ticks = ticks + 1
+		end
+	end)
+	sock.runafter(0, function() sock.stop() end)
+	local t0 = sock.clock()
+	sock.start(5)
+	assert(sock.clock() - t0 < 4, 'start did not return on stop()')
+	T.eq(got, nil)
+	assert(ticks < 3, 'the loop ran on after stop()')
+	assert(sock._waiting_count() >= 1, 'the pending work is gone')
+	-- Data arrives while the loop is stopped...
+	sock.thread(function() assert(b:send('while stopped')) end)
+	-- ...and the next start() delivers it and finishes the rest.
+	sock.start(5)
+	T.eq(got, 'while stopped')
+	T.eq(ticks, 3)
+	T.eq(sock._waiting_count(), 0)
+	a:close()
+	b:close()
+end)
+
+T.plain('the Lua state closes cleanly with operations pending', function()
+	local status, out = child.run('state_close.lua')
+	assert(status == 0, 'child failed (' .. tostring(status) .. '):\n' .. out)
+	assert(out:find('state closes with 6 threads waiting', 1, true), out)
+end)
+
+T.done()
