@@ -385,8 +385,11 @@ static int l_start(lua_State* L) {
   return 1;
 }
 
+// sock.stop(): the running sock.start returns after the current turn. Outside
+// a running loop it does nothing, so it cannot cut a later start() short.
 static int l_stop(lua_State* L) {
-  sched_of(L)->stop_requested = true;
+  Scheduler* S = sched_of(L);
+  if (S->running) S->stop_requested = true;
   return 0;
 }
 

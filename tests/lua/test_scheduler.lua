@@ -181,6 +181,14 @@ T.plain('stop ends start; a later start resumes the pending work', function()
 	T.eq(ticks, 3)
 end)
 
+T.plain('stop outside a running loop does not cut the next start short', function()
+	sock.stop()
+	local done = false
+	sock.thread(function() sock.sleep(0.01); done = true end)
+	sock.start()
+	T.eq(done, true)
+end)
+
 T.plain('an error in a thread is raised out of start with its traceback', function()
 	local function deep() error('thread failed here') end
 	sock.thread(function() sock.sleep(0.001); deep() end)
