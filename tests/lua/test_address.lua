@@ -1,30 +1,8 @@
 -- sock.addr and its ai / sa / ip objects, and the inet_* / is_ipv* / if_*
 -- helpers. Numeric hosts only: no test depends on DNS.
-local sock = require'sock'
-
-local passed = 0
-local function test(name, f)
-	local ok, err = pcall(f)
-	if not ok then error(name .. ': ' .. tostring(err), 0) end
-	passed = passed + 1
-end
-
--- f(...) must raise an error whose message contains every given fragment.
-local function raises(f, ...)
-	local ok, err = pcall(f)
-	assert(not ok, 'expected an error')
-	err = tostring(err)
-	for i = 1, select('#', ...) do
-		local frag = select(i, ...)
-		assert(err:find(frag, 1, true), 'error "' .. err .. '" lacks "' .. frag .. '"')
-	end
-end
-
-local function eq(got, want)
-	if got ~= want then
-		error('expected ' .. tostring(want) .. ', got ' .. tostring(got), 2)
-	end
-end
+local T = require'testlib'
+local sock = T.sock
+local test, eq, raises = T.plain, T.eq, T.raises_all
 
 test('inet tcp address', function()
 	local ai = assert(sock.addr('127.0.0.1', 80, 'tcp'))
@@ -308,4 +286,4 @@ test('if_nametoindex / if_indextoname', function()
 	raises(function() sock.if_indextoname(1.5) end, "#1", "'if_indextoname'")
 end)
 
-print('test_address: ' .. passed .. ' passed')
+T.done()

@@ -2,29 +2,9 @@
 -- s:buffered, and how they share the read-ahead buffer with recv/recvn.
 local T = require'testlib'
 local sock = T.sock
-local unpack = table.unpack or unpack
 
-local function pack(...) return {n = select('#', ...), ...} end
 
--- Run f in a new thread now; the returned function waits (with a deadline)
--- for f to end and returns its results. No polling, no sleeps: the waiter
--- sleeps on a job that the thread wakes.
-local function go(f, ...)
-	local job = sock.sleep_job()
-	local res, waiting
-	sock.thread(function(...)
-		res = pack(f(...))
-		if waiting then job:wakeup() end
-	end, ...)
-	return function()
-		if not res then
-			waiting = true
-			job:sleep(5)
-		end
-		assert(res, 'thread did not finish in time')
-		return unpack(res, 1, res.n)
-	end
-end
+local go = T.go
 
 local function pair() return T.tcp_pair() end
 

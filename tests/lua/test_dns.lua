@@ -5,26 +5,9 @@
 -- environment does the same); 'localhost' comes from /etc/hosts.
 local T = require'testlib'
 local sock = T.sock
-local unpack = table.unpack or unpack
 
-local function pack(...) return {n = select('#', ...), ...} end
 
-local function go(f, ...)
-	local job = sock.sleep_job()
-	local res, waiting
-	sock.thread(function(...)
-		res = pack(f(...))
-		if waiting then job:wakeup() end
-	end, ...)
-	return function()
-		if not res then
-			waiting = true
-			job:sleep(10)
-		end
-		assert(res, 'thread did not finish in time')
-		return unpack(res, 1, res.n)
-	end
-end
+local go = T.go
 
 -- Run f with the resolver's test delay set, restoring it after.
 local function with_delay(seconds, f)

@@ -1,29 +1,8 @@
 -- s:setopt / s:getopt: names as luapower spells them and with prefixes, value
 -- conversions both ways, and the errors for user mistakes.
-local sock = require'sock'
-
-local passed = 0
-local function test(name, f)
-	local ok, err = pcall(f)
-	if not ok then error(name .. ': ' .. tostring(err), 0) end
-	passed = passed + 1
-end
-
-local function raises(f, ...)
-	local ok, err = pcall(f)
-	assert(not ok, 'expected an error')
-	err = tostring(err)
-	for i = 1, select('#', ...) do
-		local frag = select(i, ...)
-		assert(err:find(frag, 1, true), 'error "' .. err .. '" lacks "' .. frag .. '"')
-	end
-end
-
-local function eq(got, want)
-	if got ~= want then
-		error('expected ' .. tostring(want) .. ', got ' .. tostring(got), 2)
-	end
-end
+local T = require'testlib'
+local sock = T.sock
+local test, eq, raises = T.plain, T.eq, T.raises_all
 
 -- Runs f with a fresh socket and always closes it.
 local function with(make, f)
@@ -242,4 +221,4 @@ test('options on a closed socket', function()
 	eq(err, 'closed')
 end)
 
-print('test_options: ' .. passed .. ' passed')
+T.done()

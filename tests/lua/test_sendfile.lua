@@ -2,27 +2,9 @@
 -- sendfile(2) with a read + send fallback, waiting for writability.
 local T = require'testlib'
 local sock = T.sock
-local unpack = table.unpack or unpack
 
-local function pack(...) return {n = select('#', ...), ...} end
 
--- Run f in a new thread now; the returned function waits for its results.
-local function go(f, ...)
-	local job = sock.sleep_job()
-	local res, waiting
-	sock.thread(function(...)
-		res = pack(f(...))
-		if waiting then job:wakeup() end
-	end, ...)
-	return function()
-		if not res then
-			waiting = true
-			job:sleep(10)
-		end
-		assert(res, 'thread did not finish in time')
-		return unpack(res, 1, res.n)
-	end
-end
+local go = T.go
 
 -- A temporary file holding `data`; removed by the returned function.
 local function tmpfile(data)

@@ -103,6 +103,37 @@ function T.raises(pattern, f, ...)
 	return err
 end
 
+-- assert that f() raises an error whose message contains every given fragment.
+function T.raises_all(f, ...)
+	local ok, err = sock.pcall(f)
+	assert(not ok, 'expected an error')
+	err = tostring(err)
+	for i = 1, select('#', ...) do
+		local frag = select(i, ...)
+		assert(err:find(frag, 1, true), 'error "' .. err .. '" lacks "' .. frag .. '"')
+	end
+end
+
+-- Run f in a new thread now; the returned function waits (with a deadline)
+-- for f to end and returns its results. No polling, no sleeps: the waiter
+-- sleeps on a job that the thread wakes.
+function T.go(f, ...)
+	local job = sock.sleep_job()
+	local res, waiting
+	sock.thread(function(...)
+		res = (function(...) return {n = select('#', ...), ...} end)(f(...))
+		if waiting then job:wakeup() end
+	end, ...)
+	return function()
+		if not res then
+			waiting = true
+			job:sleep(T.WATCHDOG)
+		end
+		assert(res, 'thread did not finish in time')
+		return (table.unpack or unpack)(res, 1, res.n)
+	end
+end
+
 function T.eq(a, b, msg)
 	if a ~= b then
 		error((msg and msg .. ': ' or '') .. 'expected ' .. tostring(b) .. ', got ' .. tostring(a), 2)
