@@ -217,14 +217,22 @@ static bool handle_error(Scheduler* S, lua_State* L, lua_State* co) {
 void sched_complete_wait(Scheduler* S, lua_State* co, int (*push_results)(lua_State* co, void* ctx), void* ctx) {
   lua_State* L = S->loop_L;
   int top = lua_gettop(L);
-  // Hold the thread before it leaves the waiting set: pushing its results
-  // may run the collector, and nothing else refers to it now.
-  lua_checkstack(L, 4);
+  // Hold the thread (in the anchor slot) before it leaves the waiting set:
+  // pushing its results may run the collector, and nothing else refers to it
+  // now. The same slot is the key for leaving the set and the driver's anchor.
+  lua_checkstack(L, 6);
   push_thread(L, co);
-  sched_unwait(S, co);
+  int anchor = top + 1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
+  lua_pushvalue(L, anchor);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  S->waiting--;
+  lua_settop(co, 0);  // what the wait kept on the thread's stack (see sched_wait)
   lua_checkstack(co, 8);
   int nresults = push_results ? push_results(co, ctx) : 0;
-  int n = sched_drive(S, L, co, nresults);
+  int n = drive(S, L, co, nresults, anchor);
   if (n < 0 && !handle_error(S, L, co)) {
     // Keep the error on top of loop_L and stop dispatching: sock.poll raises it.
     lua_replace(L, top + 1);
