@@ -19,20 +19,7 @@ local T = require'testlib'
 local child = require'child'
 local sock = T.sock
 
--- See test_lifetimes.lua: wait until n things are done, without polling.
-local function latch(n)
-	local job = sock.sleep_job()
-	local l = {}
-	function l.done()
-		n = n - 1
-		if n == 0 then job:wakeup() end
-	end
-	function l.wait(secs)
-		if n > 0 then job:sleep(secs or 5) end
-		return n == 0
-	end
-	return l
-end
+local latch = T.latch
 
 local RESET = {connection_reset = true, broken_pipe = true}
 

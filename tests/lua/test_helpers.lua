@@ -3,12 +3,7 @@
 local T = require'testlib'
 local sock = T.sock
 
--- A unix socket path in the temp directory (removed by the caller).
-local function tmppath()
-	local p = os.tmpname()
-	os.remove(p)
-	return p .. '.sock'
-end
+local tmppath = T.tmppath
 
 T.test('sock.tcp/udp keep their positional form', function()
 	local s = assert(sock.tcp())

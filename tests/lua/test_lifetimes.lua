@@ -15,21 +15,7 @@ local T = require'testlib'
 local child = require'child'
 local sock = T.sock
 
--- Wait (inside a thread) until `n` things have called done(), or `secs`
--- pass; returns whether all did. No polling: a sleep job woken by the last.
-local function latch(n)
-	local job = sock.sleep_job()
-	local l = {}
-	function l.done()
-		n = n - 1
-		if n == 0 then job:wakeup() end
-	end
-	function l.wait(secs)
-		if n > 0 then job:sleep(secs or 5) end
-		return n == 0
-	end
-	return l
-end
+local latch = T.latch
 
 -- job:wakeup() runs the woken thread at once, inside the caller of done():
 -- a zero sleep lets that caller run to its end (it is resumed first).

@@ -3,11 +3,7 @@
 local T = require'testlib'
 local sock = T.sock
 
-local function tmppath()
-	local p = os.tmpname()
-	os.remove(p)
-	return p .. '.sock'
-end
+local tmppath = T.tmppath
 
 -- (io.open cannot open a socket file; renaming it onto itself tells.)
 local function exists(path)

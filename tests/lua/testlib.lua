@@ -134,6 +134,29 @@ function T.go(f, ...)
 	end
 end
 
+-- Wait (inside a thread) until `n` things have called done(), or `secs`
+-- pass; l.wait returns whether all did. No polling: a sleep job woken by the last.
+function T.latch(n)
+	local job = sock.sleep_job()
+	local l = {}
+	function l.done()
+		n = n - 1
+		if n == 0 then job:wakeup() end
+	end
+	function l.wait(secs)
+		if n > 0 then job:sleep(secs or 5) end
+		return n == 0
+	end
+	return l
+end
+
+-- A unix socket path in the temp directory (removed by the caller).
+function T.tmppath()
+	local p = os.tmpname()
+	os.remove(p)
+	return p .. '.sock'
+end
+
 function T.eq(a, b, msg)
 	if a ~= b then
 		error((msg and msg .. ': ' or '') .. 'expected ' .. tostring(b) .. ', got ' .. tostring(a), 2)
