@@ -24,9 +24,14 @@ class Loop {
   // connect/readable/writable ops are never tried: they only wait.
   static bool try_now(Operation& op);
 
+  // The same through the backend, which may serve the op from what it
+  // already holds (see Poller::try_now).
+  bool try_op(Operation& op) { return poller_->try_now(op); }
+
   // Wait for `op` (which would block) to finish; `expires` is a deadline in
   // monotonic seconds, or < 0 for none. Returns 0 (op.on_complete will be
-  // called later) or -code when it cannot wait: -ERR_BUSY if another op
+  // called later), 1 if the backend finished it at once (result in op,
+  // on_complete is not called), or -code when it cannot wait: -ERR_BUSY if another op
   // already waits on the same side of the fd, -ETIMEDOUT if `expires` has
   // already passed, or the backend's error.
   int start(Operation& op, double expires);
@@ -37,6 +42,13 @@ class Loop {
   // Cancel whatever waits on `handle` with ERR_CLOSED and tell the backend
   // the fd is going away. The caller closes the fd afterwards.
   void close_handle(IoHandle& handle);
+
+  // close_handle, then close the fd through the backend (handle.fd becomes
+  // -1). Returns 0 or -errno.
+  int close_fd(IoHandle& handle);
+
+  // shutdown(2) through the backend: 0 or -errno.
+  int shutdown_fd(IoHandle& handle, int how) { return poller_->shutdown(handle, how); }
 
   // Timers that are not tied to an op (sleeps). `t.on_fire` runs from run_once.
   void add_timer(Timer& t, double when);

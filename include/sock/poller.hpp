@@ -3,6 +3,7 @@
 // build time, which one runs at start-up (see make_poller).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 
 #include "sock/operation.hpp"
@@ -30,10 +31,18 @@ class Poller {
   // must not sit unsubmitted between turns.)
   virtual int fd() const = 0;
 
+  // Try the op's syscall once, now; true if it finished (result in op).
+  // connect/readable/writable ops only wait, so they are never tried. A
+  // backend may serve an op from what it already has (io_uring: accepts
+  // from its multishot's queue).
+  virtual bool try_now(Operation& op);
+
   // Start waiting for `op`, which has already been tried once and would have
   // blocked (readiness backends), or hand it to the kernel (completion
   // backends). The loop has already put it in its handle's reader/writer
-  // slot. Returns 0, or -errno if it cannot be started at all.
+  // slot. Returns 0; 1 if the op finished at once (its result is set, e.g.
+  // an accept served from connections a multishot accept already took); or
+  // -errno if it cannot be started at all.
   virtual int submit(Operation& op) = 0;
 
   // Withdraw a pending op. Returns true if it is withdrawn now (the loop then
@@ -47,12 +56,32 @@ class Poller {
   // fd is closed, since the fd number may be reused at once.
   virtual void forget(IoHandle& handle) = 0;
 
+  // Forget the handle, then close its fd, before returning: a completion
+  // backend closes it with a request behind the fd's cancels. Returns 0 or
+  // -errno; the fd is gone either way.
+  virtual int close(IoHandle& handle);
+
+  // shutdown(2) the handle's fd; 0 or -errno. Synchronous with every backend.
+  virtual int shutdown(IoHandle& handle, int how);
+
   // Wait up to timeout_ms (-1: forever, 0: just look) and hand every finished
   // op to Loop::complete. Returns the number of OS events seen, or -errno.
   virtual int wait(int timeout_ms) = 0;
 
+  // Counters for tests and benchmarks: what the backend asked of the kernel.
+  struct Stats {
+    uint64_t enters = 0;           // syscalls into the poller (epoll_wait, io_uring_enter)
+    uint64_t requests = 0;         // completion backends: requests queued
+    uint64_t multishot_arms = 0;   // multishot accepts armed
+    uint64_t multishot_served = 0; // accepts served from a multishot's queue
+  };
+  const Stats& stats() const { return stats_; }
+
   // Set by the loop that owns this poller.
   Loop* loop = nullptr;
+
+ protected:
+  mutable Stats stats_;
 };
 
 // Backends. Each returns nullptr (and sets *err to a reason) when it cannot

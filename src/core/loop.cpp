@@ -13,16 +13,8 @@ Loop::Loop(std::unique_ptr<Poller> poller) : poller_(std::move(poller)) { poller
 
 Loop::~Loop() = default;
 
-bool Loop::try_now(Operation& op) {
-  switch (op.kind) {
-    case OpKind::connect:
-    case OpKind::readable:
-    case OpKind::writable:
-      return false;
-    default:
-      return perform(op);
-  }
-}
+bool Loop::try_now(Operation& op) { return op.kind == OpKind::connect || op.kind == OpKind::readable ||
+                                             op.kind == OpKind::writable ? false : perform(op); }
 
 static Operation*& slot_of(Operation& op) {
   return is_read_side(op.kind) ? op.handle->reader : op.handle->writer;
@@ -36,7 +28,7 @@ int Loop::start(Operation& op, double expires) {
   if (slot) return -ERR_BUSY;
   slot = &op;
   int rc = poller_->submit(op);
-  if (rc < 0) {
+  if (rc != 0) {  // could not wait, or finished at once
     slot = nullptr;
     return rc;
   }
@@ -69,6 +61,13 @@ void Loop::close_handle(IoHandle& handle) {
   if (handle.reader) cancel(*handle.reader, ERR_CLOSED);
   if (handle.writer) cancel(*handle.writer, ERR_CLOSED);
   poller_->forget(handle);
+}
+
+int Loop::close_fd(IoHandle& handle) {
+  if (handle.fd < 0) return 0;
+  if (handle.reader) cancel(*handle.reader, ERR_CLOSED);
+  if (handle.writer) cancel(*handle.writer, ERR_CLOSED);
+  return poller_->close(handle);
 }
 
 void Loop::complete(Operation& op) {

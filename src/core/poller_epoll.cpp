@@ -45,6 +45,7 @@ class EpollPoller final : public Poller {
 
   int wait(int timeout_ms) override {
     int n = ::epoll_wait(epfd_, events_, max_events, timeout_ms);
+    stats_.enters++;
     if (n < 0) return -errno;
     for (int i = 0; i < n; i++) {
       IoHandle& h = *static_cast<IoHandle*>(events_[i].data.ptr);

@@ -15,6 +15,18 @@
 // withdraws every request and drains the ring without touching any op,
 // since the ops may be gone by then.
 //
+// Accept: on 5.19+ a listener gets one multishot accept, armed by its first
+// accept op. The kernel then accepts every connection as it arrives and
+// posts a CQE per new fd; fds nobody waits for yet queue here (up to
+// max_ready_accepts, then the multishot is stopped until the queue drains),
+// and an accept op takes from that queue without a syscall. With the queue
+// empty an accept is tried with accept4() first, as everywhere, so running
+// out of fds is reported at once.
+//
+// Close and shutdown go through the ring too, as requests submitted at once:
+// their results are returned synchronously, and a close must have happened
+// (the port freed, the peer told) when close() returns.
+//
 // Threads: on kernels with DEFER_TASKRUN (6.1) the ring belongs to the first
 // thread that submits to it; a Loop must then be driven by that one thread.
 #include <liburing.h>
@@ -25,7 +37,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <deque>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "sock/loop.hpp"
@@ -36,9 +50,36 @@ namespace sock {
 namespace {
 
 constexpr uint64_t tag_mask = 7;
-constexpr uint64_t tag_op = 0;      // an op's own request
-constexpr uint64_t tag_accept = 1;  // an accept's: a late success is an fd to close on teardown
-constexpr uint64_t ud_internal = 2; // cancels: nothing to do when they finish
+constexpr uint64_t tag_op = 0;         // an op's own request
+constexpr uint64_t tag_accept = 1;     // an accept's: a late success is an fd to close on teardown
+constexpr uint64_t ud_internal = 2;    // cancels and closes: nothing to do when they finish
+constexpr uint64_t tag_multishot = 3;  // a listener's multishot accept: the AcceptQueue's address
+constexpr uint64_t tag_sync = 4;       // a request whose caller waits for it (shutdown)
+
+// IoHandle::backend_state: the handle has an AcceptQueue.
+constexpr uint32_t has_accept_queue = 1;
+
+// Accepted connections a listener may hold for accept calls to come before
+// the multishot is stopped, leaving the rest in the kernel's backlog.
+constexpr size_t max_ready_accepts = 64;
+
+// One listener's multishot accept and the connections it took that no
+// accept op has asked for yet.
+struct AcceptQueue {
+  IoHandle* handle = nullptr;    // null once the listener is closed
+  Operation* waiter = nullptr;   // the accept op waiting for the next connection
+  bool armed = false;            // the multishot request is in the kernel
+  bool stopping = false;         // a cancel for it is queued
+  bool accepted_any = false;     // the kernel took the multishot flag at least once
+  std::deque<int> ready;         // accepted fds, oldest first
+};
+
+// The result of a tag_sync request, which its caller reaps at once. Aligned
+// so that its address leaves the tag bits free.
+struct alignas(8) SyncResult {
+  bool done = false;
+  int res = 0;
+};
 
 // recvmsg/sendmsg need a msghdr the kernel reads, and writes back on
 // completion (msg_namelen), so it must outlive the request.
@@ -90,6 +131,7 @@ class UringPoller final : public Poller {
         if (rc == 0) {
           // IORING_RECVSEND_POLL_FIRST came with COOP_TASKRUN, in 5.19.
           poll_first_ = flags & IORING_SETUP_COOP_TASKRUN;
+          multishot_accept_ = poll_first_;  // both came in 5.19
           enabled_ = !(flags & IORING_SETUP_R_DISABLED);
           ready_ = true;
           return 0;
@@ -105,6 +147,8 @@ class UringPoller final : public Poller {
     if (!ready_) return;
     drain();
     io_uring_queue_exit(&ring_);
+    for (auto& kv : accept_queues_) delete kv.second;
+    for (AcceptQueue* q : orphans_) delete q;
   }
 
   const char* name() const override { return "io_uring"; }
@@ -114,24 +158,40 @@ class UringPoller final : public Poller {
     // A host watching this fd calls us only when it is readable: from now on
     // nothing may wait in the SQ for the next turn.
     eager_ = true;
-    if (io_uring_sq_ready(&ring_)) flush();
+    if (io_uring_sq_ready(&ring_)) flush_ring();
     return ring_.ring_fd;
   }
 
+  bool try_now(Operation& op) override {
+    if (op.kind == OpKind::accept && (op.handle->backend_state & has_accept_queue)) {
+      AcceptQueue& q = *accept_queues_[op.handle];
+      if (!q.ready.empty()) return take_ready(q, op);
+    }
+    return Poller::try_now(op);
+  }
+
   int submit(Operation& op) override {
-    int rc = queue(op, true);
-    if (rc == 0 && eager_) flush();
+    int rc = op.kind == OpKind::accept && multishot_accept_ ? wait_accept(op) : queue(op, true);
+    if (rc == 0 && eager_) flush_ring();
     return rc;
   }
 
   bool cancel(Operation& op) override {
+    // An accept waiting on a multishot has no request of its own: it just
+    // stops waiting (the multishot goes on filling the queue).
+    if (op.kind == OpKind::accept && op.backend_data) {
+      AcceptQueue* q = static_cast<AcceptQueue*>(op.backend_data);
+      op.backend_data = nullptr;
+      if (q->waiter == &op) q->waiter = nullptr;
+      return true;
+    }
     // Always asynchronous: even a request still in the SQ is matched by a
     // cancel queued behind it. The op's own CQE completes it.
     uint64_t key = key_of(op);
     if (io_uring_sqe* sqe = get_sqe()) {
       io_uring_prep_cancel64(sqe, key, 0);
       io_uring_sqe_set_data64(sqe, ud_internal);
-      if (eager_) flush();
+      if (eager_) flush_ring();
     } else {
       deferred_cancels_.push_back(key);  // the ring is jammed: retried next turn
     }
@@ -139,17 +199,66 @@ class UringPoller final : public Poller {
   }
 
   void forget(IoHandle& h) override {
+    drop_accept_queue(h);
     // Requests still in the SQ name the fd by number, and the number may be
     // reused as soon as it is closed: hand them (and the cancels queued
     // behind them) to the kernel now, while the fd is still this socket.
     // Once submitted they hold their own reference to the file.
-    if (h.inflight && io_uring_sq_ready(&ring_)) flush();
+    if (h.inflight && io_uring_sq_ready(&ring_)) flush_ring();
   }
+
+  int close(IoHandle& h) override {
+    bool held = h.inflight > 0 || drop_accept_queue(h);
+    io_uring_sqe* sqe = h.fd >= 0 ? get_sqe() : nullptr;
+    if (!sqe) return Poller::close(h);
+    // Behind the fd's cancels, so nothing queued for it can reach a reused
+    // fd number: the number stays taken until this close runs.
+    sync_ = SyncResult{};
+    io_uring_prep_close(sqe, h.fd);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&sync_ | tag_sync);
+    h.fd = -1;
+    stats_.requests++;
+    if (flush_ring() < 0) return -EIO;
+    // Requests the kernel still holds keep the file open past its fd. Run
+    // their cancellations now (DEFER_TASKRUN would wait for our next turn),
+    // so the socket really closes: the port is free, the peer sees it.
+    if (held || !sync_.done) io_uring_get_events(&ring_);
+    reap();
+    return sync_.done ? sync_.res : 0;
+  }
+
+  int shutdown(IoHandle& h, int how) override {
+    // IORING_OP_SHUTDOWN is 5.11; poll_first_ (5.19) stands for "recent".
+    io_uring_sqe* sqe = poll_first_ && h.fd >= 0 ? get_sqe() : nullptr;
+    if (!sqe) return Poller::shutdown(h, how);
+    // The result is returned at once: submit it (with whatever else is
+    // queued) and reap until it is there. Other completions found on the way
+    // are handled as usual; their callbacks run in the loop's next turn.
+    // The result lives in the poller, not on this stack, so a CQE that came
+    // after we gave up would still land somewhere harmless.
+    sync_ = SyncResult{};
+    io_uring_prep_shutdown(sqe, h.fd, how);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&sync_ | tag_sync);
+    stats_.requests++;
+    for (int round = 0; !sync_.done && round < 100; round++) {
+      if (enable() < 0) break;
+      // Executed inline at submission; the timeout only bounds a surprise.
+      __kernel_timespec ts{0, 50 * 1000000};
+      io_uring_cqe* cqe;
+      int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      note_submitted();
+      if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN && rc != -ETIME) break;
+      reap();
+    }
+    return sync_.done ? sync_.res : -EIO;
+  }
+
 
   int wait(int timeout_ms) override {
     requeue_cancels();
     int rc = enable();
     if (rc < 0) return rc;
+    note_submitted();
     if (timeout_ms == 0 || io_uring_cq_ready(&ring_)) {
       rc = io_uring_sq_ready(&ring_) ? io_uring_submit(&ring_) : 0;
     } else if (timeout_ms < 0) {
@@ -179,18 +288,163 @@ class UringPoller final : public Poller {
     return 0;
   }
 
-  int flush() const {
+  int flush_ring() const {
     int rc = enable();
-    return rc < 0 ? rc : io_uring_submit(&ring_);
+    if (rc < 0) return rc;
+    note_submitted();
+    return io_uring_submit(&ring_);
   }
+
+  void note_submitted() const { stats_.enters++; }
 
   io_uring_sqe* get_sqe() {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (!sqe) {  // full: make room by submitting what is queued
-      flush();
+      flush_ring();
       sqe = io_uring_get_sqe(&ring_);
     }
     return sqe;
+  }
+
+  // --- multishot accept ---------------------------------------------------
+
+  // An accept op: served from the queue at once (1), or left waiting there (0).
+  int wait_accept(Operation& op) {
+    IoHandle& h = *op.handle;
+    AcceptQueue*& slot = accept_queues_[&h];
+    if (!slot) {
+      slot = new AcceptQueue;
+      slot->handle = &h;
+      h.backend_state |= has_accept_queue;
+    }
+    AcceptQueue& q = *slot;
+    if (!q.ready.empty()) return take_ready(q, op) ? 1 : 0;
+    q.waiter = &op;
+    op.backend_data = &q;
+    if (!q.armed) {
+      int rc = arm(q);
+      if (rc < 0) {
+        q.waiter = nullptr;
+        op.backend_data = nullptr;
+        return rc;
+      }
+    }
+    return 0;  // armed, or stopping: its last CQE arms it again for us
+  }
+
+  bool take_ready(AcceptQueue& q, Operation& op) {
+    op.result = q.ready.front();
+    op.addrlen = 0;  // a multishot accept does not give the peer's address
+    q.ready.pop_front();
+    stats_.multishot_served++;
+    return true;
+  }
+
+  int arm(AcceptQueue& q) {
+    io_uring_sqe* sqe = get_sqe();
+    if (!sqe) return -EBUSY;
+    io_uring_prep_multishot_accept(sqe, q.handle->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&q | tag_multishot);
+    q.armed = true;
+    q.stopping = false;
+    inflight_++;
+    stats_.requests++;
+    stats_.multishot_arms++;
+    return 0;
+  }
+
+  void stop(AcceptQueue& q) {
+    if (!q.armed || q.stopping) return;
+    if (io_uring_sqe* sqe = get_sqe()) {
+      io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&q | tag_multishot, 0);
+      io_uring_sqe_set_data64(sqe, ud_internal);
+      q.stopping = true;
+      if (eager_) flush_ring();
+    }
+  }
+
+  // The listener is closing: its queued connections go (their peers see a
+  // reset or EOF, as with a closed backlog), and the multishot is stopped.
+  // The queue itself lives on until the kernel's last CQE for it.
+  // Returns whether the kernel still holds a request for it.
+  bool drop_accept_queue(IoHandle& h) {
+    if (!(h.backend_state & has_accept_queue)) return false;
+    h.backend_state &= ~has_accept_queue;
+    auto it = accept_queues_.find(&h);
+    if (it == accept_queues_.end()) return false;
+    AcceptQueue* q = it->second;
+    accept_queues_.erase(it);
+    for (int fd : q->ready) ::close(fd);
+    q->ready.clear();
+    q->handle = nullptr;
+    if (q->waiter) q->waiter->backend_data = nullptr;
+    q->waiter = nullptr;
+    if (!q->armed) {
+      delete q;
+      return false;
+    }
+    stop(*q);
+    orphans_.push_back(q);
+    return true;
+  }
+
+  void on_accept(AcceptQueue* q, int res, bool more) {
+    if (!more) {
+      q->armed = false;
+      q->stopping = false;
+      inflight_--;
+    }
+    if (!q->handle) {  // the listener is gone: nobody will take this one
+      if (res >= 0) ::close(res);
+      if (!more) {
+        orphans_.erase(std::find(orphans_.begin(), orphans_.end(), q));
+        delete q;
+      }
+      return;
+    }
+    if (res >= 0) {
+      q->accepted_any = true;
+      if (Operation* op = q->waiter) {
+        q->waiter = nullptr;
+        op->backend_data = nullptr;
+        op->result = res;
+        op->addrlen = 0;
+        loop->complete(*op);
+      } else {
+        q->ready.push_back(res);
+        if (q->ready.size() >= max_ready_accepts) stop(*q);
+      }
+    } else if (res == -EINVAL && !q->accepted_any) {
+      // A kernel without multishot accept: single-shot from now on.
+      multishot_accept_ = false;
+      if (Operation* op = q->waiter) {
+        q->waiter = nullptr;
+        op->backend_data = nullptr;
+        int rc = queue(*op, false);
+        if (rc < 0) {
+          op->result = rc;
+          loop->complete(*op);
+        }
+      }
+      return;
+    } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR && q->waiter) {
+      // EMFILE and the like: the waiting accept reports it; the next one re-arms.
+      Operation* op = q->waiter;
+      q->waiter = nullptr;
+      op->backend_data = nullptr;
+      op->result = res;
+      loop->complete(*op);
+    }
+    if (!more && q->waiter) {
+      int rc = arm(*q);
+      if (rc < 0) {
+        Operation* op = q->waiter;
+        q->waiter = nullptr;
+        op->backend_data = nullptr;
+        op->result = rc;
+        loop->complete(*op);
+      }
+    }
   }
 
   void requeue_cancels() {
@@ -256,7 +510,16 @@ class UringPoller final : public Poller {
         io_uring_prep_poll_add(sqe, fd, POLLIN);
         data = false;
         break;
-      case OpKind::connect:  // connect() is in progress: wait for writability, then read SO_ERROR
+      case OpKind::connect:
+        if (op.addr) {  // the kernel connects (and waits for it)
+          io_uring_prep_connect(sqe, fd, (const sockaddr*)op.addr, op.addrlen);
+          data = false;
+          break;
+        }
+        // A connect() already in progress: wait for writability, then read SO_ERROR.
+        io_uring_prep_poll_add(sqe, fd, POLLOUT);
+        data = false;
+        break;
       case OpKind::writable:
         io_uring_prep_poll_add(sqe, fd, POLLOUT);
         data = false;
@@ -266,6 +529,7 @@ class UringPoller final : public Poller {
     io_uring_sqe_set_data64(sqe, key_of(op));
     op.handle->inflight++;
     inflight_++;
+    stats_.requests++;
     return 0;
   }
 
@@ -300,16 +564,27 @@ class UringPoller final : public Poller {
     struct {
       uint64_t ud;
       int res;
+      unsigned flags;
     } done[64];
     // Bounded, so completions that keep arriving cannot hold the loop here.
     for (int rounds = 0; rounds < 64; rounds++) {
       unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
       if (n == 0) break;
       // Copy out and free the CQ slots first: finishing an op may submit.
-      for (unsigned i = 0; i < n; i++) done[i] = {cqes[i]->user_data, cqes[i]->res};
+      for (unsigned i = 0; i < n; i++) done[i] = {cqes[i]->user_data, cqes[i]->res, cqes[i]->flags};
       io_uring_cq_advance(&ring_, n);
-      for (unsigned i = 0; i < n; i++)
-        if (is_op(done[i].ud)) finish(*reinterpret_cast<Operation*>((uintptr_t)(done[i].ud & ~tag_mask)), done[i].res);
+      for (unsigned i = 0; i < n; i++) {
+        uint64_t ud = done[i].ud;
+        void* ptr = reinterpret_cast<void*>((uintptr_t)(ud & ~tag_mask));
+        if (is_op(ud)) {
+          finish(*static_cast<Operation*>(ptr), done[i].res);
+        } else if (ud == ud_internal || ud == LIBURING_UDATA_TIMEOUT) {
+        } else if ((ud & tag_mask) == tag_multishot) {
+          on_accept(static_cast<AcceptQueue*>(ptr), done[i].res, done[i].flags & IORING_CQE_F_MORE);
+        } else if ((ud & tag_mask) == tag_sync) {
+          *static_cast<SyncResult*>(ptr) = SyncResult{true, done[i].res};
+        }
+      }
       total += (int)n;
     }
     return total;
@@ -342,7 +617,10 @@ class UringPoller final : public Poller {
         op.result = res < 0 ? res : (long)op.done;
         break;
       case OpKind::connect:
-        if (res >= 0) {
+        if (op.addr) {  // the kernel's own connect: its result is the outcome
+          again = retry;
+          op.result = res;
+        } else if (res >= 0) {
           // The fd may be closed already (the cancel lost the race): then
           // there is no outcome to read, and the op ends as withdrawn.
           if (h.fd < 0)
@@ -383,12 +661,19 @@ class UringPoller final : public Poller {
   // Withdraw every request and wait for all of their CQEs, touching no op:
   // the poller is going away, maybe because its owner is, with the ops.
   void drain() {
-    if (inflight_ == 0 || !enabled_) return;  // a disabled ring was never given anything
-    if (io_uring_sqe* sqe = get_sqe()) {
-      io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
-      io_uring_sqe_set_data64(sqe, ud_internal);
+    // Connections accepted for nobody are closed; queued closes still run.
+    for (auto& kv : accept_queues_) {
+      for (int fd : kv.second->ready) ::close(fd);
+      kv.second->ready.clear();
     }
-    if (io_uring_submit(&ring_) < 0) return;  // e.g. another thread: queue_exit must do
+    if (inflight_ == 0 && !io_uring_sq_ready(&ring_)) return;
+    if (inflight_ > 0) {
+      if (io_uring_sqe* sqe = get_sqe()) {
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+        io_uring_sqe_set_data64(sqe, ud_internal);
+      }
+    }
+    if (flush_ring() < 0) return;  // e.g. another thread: queue_exit must do
     // Cancelled socket requests finish at once; the bound only guards against
     // a kernel that cannot cancel them (then io_uring_queue_exit tears them down).
     int idle_rounds = 0;
@@ -402,7 +687,13 @@ class UringPoller final : public Poller {
       }
       uint64_t ud = cqe->user_data;
       int res = cqe->res;
+      unsigned flags = cqe->flags;
       io_uring_cqe_seen(&ring_, cqe);
+      if ((ud & tag_mask) == tag_multishot && ud != LIBURING_UDATA_TIMEOUT) {
+        if (res >= 0) ::close(res);  // accepted for nobody
+        if (!(flags & IORING_CQE_F_MORE)) inflight_--;
+        continue;
+      }
       if (!is_op(ud)) continue;
       inflight_--;
       if ((ud & tag_mask) == tag_accept && res >= 0) ::close(res);  // accepted just before the cancel
@@ -414,7 +705,11 @@ class UringPoller final : public Poller {
   bool poll_first_ = false;
   mutable bool enabled_ = false;
   mutable bool eager_ = false;  // a host watches fd(): submit at once, do not batch
-  size_t inflight_ = 0;         // ops' requests the kernel holds, over all handles
+  bool multishot_accept_ = false;
+  size_t inflight_ = 0;         // requests the kernel holds for ops and accept queues
+  SyncResult sync_;
+  std::unordered_map<const IoHandle*, AcceptQueue*> accept_queues_;
+  std::vector<AcceptQueue*> orphans_;  // listeners closed, their multishot not yet ended
   std::vector<uint64_t> deferred_cancels_;
   std::vector<std::unique_ptr<MsgSlot[]>> slot_chunks_;
   MsgSlot* free_slots_ = nullptr;

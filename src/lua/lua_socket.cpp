@@ -96,14 +96,14 @@ int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, double expires, Pus
   w.op.eof = false;
   w.op.cancel_code = 0;
   Scheduler* S = ls->sched;
-  if (should_try_first(S, w, expires) && sock::Loop::try_now(w.op)) {
+  if (should_try_first(S, w, expires) && sched_loop(L, S).try_op(w.op)) {
     note_recv_length(w);
     return push_results(L, w);
   }
   int rc = sched_loop(L, S).start(w.op, expires);
-  if (rc < 0) {
-    w.op.result = rc;  // -ETIMEDOUT for a deadline already past, or why it cannot wait
-    return push_results(L, w);
+  if (rc != 0) {
+    if (rc < 0) w.op.result = rc;  // -ETIMEDOUT for a deadline already past, or why it cannot wait
+    return push_results(L, w);     // (rc 1: the backend finished it at once)
   }
   w.thread = S->current;
   w.push_results = push_results;
@@ -124,9 +124,9 @@ static LuaSocket* new_socket(lua_State* L, Scheduler* S) {
 static int close_socket(LuaSocket* ls) {
   if (!ls->s.is_open()) return 0;
   Scheduler* S = ls->sched;
-  if (S->loop) S->loop->close_handle(ls->s.io);
   std::string().swap(ls->pending);  // buffered reads: unread bytes go with the fd
   ls->pending_pos = 0;
+  if (S->loop) return S->loop->close_fd(ls->s.io);
   return ls->s.close();
 }
 
@@ -362,6 +362,8 @@ static int push_true_or_fail(lua_State* co, LuaWait& w) {
   return 1;
 }
 
+static SocketAddresses& addresses(LuaSocket* ls);
+
 // tcp|udp:connect(host, port, [expires], [af]) -> true | nil, err
 static int l_connect(lua_State* L) {
   LuaSocket* ls = io_socket(L, "connect");
@@ -394,15 +396,31 @@ static int l_connect(lua_State* L) {
   if (!ai) return 2;
   while (ai && ai->ai_family != ls->s.family) ai = ai->ai_next;
   if (!ai) return sock_lua_fail(L, EAFNOSUPPORT);
+  LuaWait& w = ls->wr;
+  if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
+  w.op.kind = sock::OpKind::connect;
+  Scheduler* S = ls->sched;
+  if (sched_loop(L, S).poller().completes_ops() && ai->ai_addrlen <= sizeof(sockaddr_storage)) {
+    // The kernel connects and reports the outcome. The address must stay put
+    // until the request is submitted: inet ones go in the peer slot, which
+    // only accepted sockets use otherwise.
+    if (ai->ai_addrlen <= sizeof ls->peer) {
+      std::memcpy(&ls->peer, ai->ai_addr, ai->ai_addrlen);
+      w.op.addr = reinterpret_cast<sockaddr_storage*>(&ls->peer);
+    } else {
+      w.op.addr = &addresses(ls).wr;
+      std::memcpy(w.op.addr, ai->ai_addr, ai->ai_addrlen);
+    }
+    w.op.addrlen = (socklen_t)ai->ai_addrlen;
+    return sock_lua_run_op(L, ls, w, expires, push_true_or_fail);
+  }
   int rc = ls->s.connect(ai->ai_addr, ai->ai_addrlen);
   if (rc == 0) {
     lua_pushboolean(L, 1);
     return 1;
   }
   if (rc != -EINPROGRESS && rc != -EAGAIN) return sock_lua_fail(L, -rc);
-  LuaWait& w = ls->wr;
-  if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
-  w.op.kind = sock::OpKind::connect;
+  w.op.addr = nullptr;  // a connect() in progress: wait for its outcome
   return sock_lua_run_op(L, ls, w, expires, push_true_or_fail);
 }
 
@@ -420,7 +438,8 @@ static int l_shutdown(lua_State* L) {
   else
     return luaL_error(L, "bad argument #2 to 'shutdown' (expected 'r', 'w' or 'rw', got '%s')", how);
   CHECK_OPEN(L, ls);
-  int rc = ls->s.shutdown(mode);
+  Scheduler* S = ls->sched;
+  int rc = S->loop ? S->loop->shutdown_fd(ls->s.io, mode) : ls->s.shutdown(mode);
   if (rc < 0) return sock_lua_fail(L, -rc);
   lua_pushboolean(L, 1);
   return 1;
@@ -486,6 +505,14 @@ static int push_accepted(lua_State* co, LuaWait& w) {
   LuaSocket* ls = new_socket(co, listener->sched);
   ls->s.adopt(fd, listener->s.family, listener->s.type, listener->s.protocol);
   ls->bound = true;
+  // A multishot accept (io_uring) does not report the peer: ask for it.
+  if (w.op.addrlen == 0) {
+    socklen_t len = sizeof listener->addrs->rd;
+    if (::getpeername(fd, (sockaddr*)&listener->addrs->rd, &len) == 0)
+      w.op.addrlen = len;
+    else  // reset already: no address to report
+      listener->addrs->rd.ss_family = AF_UNSPEC;
+  }
   // remote_addr, remote_port, local_addr, local_port, as luapower documents.
   sockaddr_storage local;
   socklen_t local_len;

@@ -361,7 +361,8 @@ static int l_poll(lua_State* L) {
     lua_pushliteral(L, "empty");
     return 2;
   }
-  if (poll_once(L, S, timeout) > 0) {
+  int n = poll_once(L, S, timeout);
+  if (n > 0) {
     lua_pushboolean(L, 1);
     return 1;
   }

@@ -31,6 +31,65 @@ T.test('echo round trip with accept fields', function()
 	l:close()
 end)
 
+T.test('connections that queue up before accept are all accepted, each with its own peer', function()
+	local l, port = T.listener()
+	local clients, ports = {}, {}
+	for i = 1, 20 do
+		clients[i] = assert(sock.tcp())
+		assert(clients[i]:connect('127.0.0.1', port, T.deadline()))
+		ports[clients[i]:getsockname():port()] = i
+	end
+	local seen = {}
+	for _ = 1, 20 do
+		local c = assert(l:accept(T.deadline()))
+		T.eq(c.remote_addr, '127.0.0.1')
+		local i = ports[c.remote_port]
+		assert(i, 'accepted a connection from an unknown port')
+		assert(not seen[i], 'accepted the same client twice')
+		seen[i] = true
+		-- and the fd is that client's peer
+		assert(clients[i]:send('#' .. i, nil, T.deadline()))
+		T.eq(c:readn(#('#' .. i), T.deadline()), '#' .. i)
+		c:close()
+	end
+	-- nothing more to accept
+	local c, err = l:accept(sock.clock() + 0.05)
+	T.eq(c, nil)
+	T.eq(err, 'timeout')
+	for _, c in ipairs(clients) do c:close() end
+	l:close()
+end)
+
+T.test('closing a listener ends the connections nobody accepted, and frees its port', function()
+	local l, port = T.listener()
+	local c1 = assert(sock.tcp())
+	assert(c1:connect('127.0.0.1', port, T.deadline()))
+	local a1 = assert(l:accept(T.deadline()))
+	local c2 = assert(sock.tcp())
+	assert(c2:connect('127.0.0.1', port, T.deadline()))
+	-- an accept waits while the listener closes under it
+	local got
+	sock.thread(function()
+		local s, err = l:accept(T.deadline())
+		if s then s:close() end
+		got = err or 'accepted'
+	end)
+	l:close()
+	local buf = sock.buffer(8)
+	local n, err = c2:recv(buf, 8, T.deadline())
+	assert(n == 0 or err == 'connection_reset', tostring(n) .. ' ' .. tostring(err))
+	assert(got == 'closed' or got == 'accepted', tostring(got))
+	-- the accepted one is unaffected
+	assert(c1:send('ok', nil, T.deadline()))
+	T.eq(a1:readn(2, T.deadline()), 'ok')
+	-- and the port can be listened on again at once (reuseaddr: a1 still
+	-- holds the port; only a listener would make the bind fail)
+	local l2 = assert(sock.tcp())
+	assert(l2:setopt('reuseaddr', true))
+	assert(l2:listen('127.0.0.1', port))
+	for _, s in ipairs{c1, c2, a1, l2} do s:close() end
+end)
+
 T.test('type, family, protocol', function()
 	local s = assert(sock.tcp())
 	T.eq(s:type(), 'tcp')
