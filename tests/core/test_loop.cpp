@@ -54,7 +54,7 @@ TEST_CASE("a recv that would block completes when data arrives", "[loop][epoll]"
   REQUIRE(pair.a.io.reader == nullptr);
 }
 
-TEST_CASE("a deadline cancels the op with ETIMEDOUT", "[loop][timer]") {
+TEST_CASE("a deadline cancels the op with ETIMEDOUT", "[loop][timer][epoll]") {
   Loop loop(make_epoll_poller(nullptr));
   Pair pair;
   char buf[4];
@@ -74,7 +74,7 @@ TEST_CASE("a deadline cancels the op with ETIMEDOUT", "[loop][timer]") {
   REQUIRE(std::string(error_name(ETIMEDOUT)) == "timeout");
 }
 
-TEST_CASE("a deadline in the past refuses to wait", "[loop][timer]") {
+TEST_CASE("a deadline in the past refuses to wait", "[loop][timer][epoll]") {
   Loop loop(make_epoll_poller(nullptr));
   Pair pair;
   char buf[4];
@@ -87,7 +87,7 @@ TEST_CASE("a deadline in the past refuses to wait", "[loop][timer]") {
   REQUIRE(pair.a.io.reader == nullptr);
 }
 
-TEST_CASE("a second reader on the same fd is refused as busy", "[loop]") {
+TEST_CASE("a second reader on the same fd is refused as busy", "[loop][epoll]") {
   Loop loop(make_epoll_poller(nullptr));
   Pair pair;
   char buf[4];
@@ -154,7 +154,7 @@ TEST_CASE("recv_all stops at end of stream with what it got", "[loop]") {
   REQUIRE(op.done == 3);
 }
 
-TEST_CASE("timers fire in order and may be removed", "[loop][timer]") {
+TEST_CASE("timers fire in order and may be removed", "[loop][timer][epoll]") {
   Loop loop(make_epoll_poller(nullptr));
   static std::vector<int> fired;
   fired.clear();

@@ -783,3 +783,29 @@ TEST_CASE("uring: shutdown goes through the ring and returns its result at once"
   run_until(loop, 1);
   REQUIRE(rd.result == 0);  // b reads the end of stream a's shutdown sent
 }
+
+TEST_CASE("uring: a turn's requests go to the kernel in one io_uring_enter", "[uring]") {
+  auto p = uring();
+  if (!p) return;
+  Loop loop(std::move(p));
+  constexpr int n = 20;
+  Pair pairs[n];
+  char bufs[n][8];
+  Operation ops[n];
+  completions = 0;
+  uint64_t enters = loop.poller().stats().enters;
+  uint64_t requests = loop.poller().stats().requests;
+  for (int i = 0; i < n; i++) {
+    init_op(ops[i], OpKind::recv, pairs[i].a.io, bufs[i], sizeof bufs[i]);
+    REQUIRE(loop.start(ops[i], monotonic_now() + 5) == 0);
+  }
+  REQUIRE(loop.poller().stats().enters == enters);  // queued, nothing submitted yet
+  REQUIRE(loop.poller().stats().requests == requests + n);
+  REQUIRE(loop.run_once(0) == 0);
+  REQUIRE(loop.poller().stats().enters == enters + 1);  // all twenty in one call
+  for (auto& pr : pairs) REQUIRE(::send(pr.b.fd(), "data", 4, 0) == 4);
+  run_until(loop, n);
+  for (auto& op : ops) REQUIRE(op.result == 4);
+  // Completions came back in at most a few turns, one enter each.
+  REQUIRE(loop.poller().stats().enters - enters <= 4);
+}
