@@ -208,7 +208,8 @@ class UringPoller final : public Poller {
   }
 
   int close(IoHandle& h) override {
-    bool held = h.inflight > 0 || drop_accept_queue(h);
+    bool held = drop_accept_queue(h);  // (first: it must run either way)
+    held = held || h.inflight > 0;
     io_uring_sqe* sqe = h.fd >= 0 ? get_sqe() : nullptr;
     if (!sqe) return Poller::close(h);
     // Behind the fd's cancels, so nothing queued for it can reach a reused
@@ -222,8 +223,8 @@ class UringPoller final : public Poller {
     // Requests the kernel still holds keep the file open past its fd. Run
     // their cancellations now (DEFER_TASKRUN would wait for our next turn),
     // so the socket really closes: the port is free, the peer sees it.
-    if (held || !sync_.done) io_uring_get_events(&ring_);
-    reap();
+    if (held) io_uring_get_events(&ring_);
+    reap();  // the close's own CQE was posted when it was submitted
     return sync_.done ? sync_.res : 0;
   }
 
@@ -258,16 +259,21 @@ class UringPoller final : public Poller {
     requeue_cancels();
     int rc = enable();
     if (rc < 0) return rc;
-    note_submitted();
     if (timeout_ms == 0 || io_uring_cq_ready(&ring_)) {
-      rc = io_uring_sq_ready(&ring_) ? io_uring_submit(&ring_) : 0;
+      rc = 0;
+      if (io_uring_sq_ready(&ring_)) {
+        note_submitted();
+        rc = io_uring_submit(&ring_);
+      }
     } else if (timeout_ms < 0) {
+      note_submitted();
       rc = io_uring_submit_and_wait(&ring_, 1);
     } else {
       __kernel_timespec ts;
       ts.tv_sec = timeout_ms / 1000;
       ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
       io_uring_cqe* cqe;
+      note_submitted();
       rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
     }
     // ETIME: the timeout passed; EBUSY/EAGAIN: the kernel wants completions
