@@ -399,6 +399,12 @@ class UringPoller final : public Poller {
     return true;
   }
 
+  static bool is_listening(int fd) {
+    int on = 0;
+    socklen_t len = sizeof on;
+    return ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+  }
+
   void on_accept(AcceptQueue* q, int res, bool more) {
     if (!more) {
       q->armed = false;
@@ -425,8 +431,10 @@ class UringPoller final : public Poller {
         q->ready.push_back(res);
         if (q->ready.size() >= max_ready_accepts) stop(*q);
       }
-    } else if (res == -EINVAL && !q->accepted_any) {
-      // A kernel without multishot accept: single-shot from now on.
+    } else if (res == -EINVAL && !q->accepted_any && is_listening(q->handle->fd)) {
+      // A kernel without multishot accept (a socket that is not listening
+      // gets EINVAL too, but the accept4() tried first has reported that):
+      // single-shot from now on.
       multishot_accept_ = false;
       if (Operation* op = q->waiter) {
         q->waiter = nullptr;
