@@ -86,9 +86,7 @@ struct Listener {
 }  // namespace
 
 TEST_CASE("uring: a recv that would block completes when data arrives", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   REQUIRE(std::string(loop.poller().name()) == "io_uring");
   Pair pair;
   char buf[16];
@@ -108,9 +106,7 @@ TEST_CASE("uring: a recv that would block completes when data arrives", "[uring]
 }
 
 TEST_CASE("uring: a deadline cancels the op with ETIMEDOUT", "[uring][timer]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   Pair pair;
   char buf[4];
   Operation op;
@@ -130,9 +126,7 @@ TEST_CASE("uring: a deadline cancels the op with ETIMEDOUT", "[uring][timer]") {
 }
 
 TEST_CASE("uring: recv_all keeps its progress when the deadline passes", "[uring][timer]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   Pair pair;
   char buf[10];
   Operation op;
@@ -148,9 +142,7 @@ TEST_CASE("uring: recv_all keeps its progress when the deadline passes", "[uring
 }
 
 TEST_CASE("uring: send_all cut short by its deadline reports exactly what was sent", "[uring][timer]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   Pair pair;
   std::string payload(8 << 20, 'z');  // more than both socket buffers hold
   Operation op;
@@ -181,9 +173,7 @@ TEST_CASE("uring: send_all cut short by its deadline reports exactly what was se
 }
 
 TEST_CASE("uring: a loop built on one thread can be driven from another", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   Pair pair;
   char buf[8];
   Operation op;
@@ -203,9 +193,7 @@ TEST_CASE("uring: a loop built on one thread can be driven from another", "[urin
 }
 
 TEST_CASE("uring: close_handle wakes the waiters with ERR_CLOSED", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   Pair pair;
   char buf[4];
   Operation reader, second;
@@ -222,9 +210,7 @@ TEST_CASE("uring: close_handle wakes the waiters with ERR_CLOSED", "[uring]") {
 }
 
 TEST_CASE("uring: a request queued before its fd closes never reaches a reused fd", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   auto* pair = new Pair;
   char buf[16];
   Operation op;
@@ -247,9 +233,7 @@ TEST_CASE("uring: a request queued before its fd closes never reaches a reused f
 }
 
 TEST_CASE("uring: a result that beats its cancel is delivered, not lost", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   Pair pair;
   char buf[16];
   Operation op;
@@ -270,9 +254,7 @@ TEST_CASE("uring: a result that beats its cancel is delivered, not lost", "[urin
 }
 
 TEST_CASE("uring: send_all moves a payload larger than the socket buffer", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   Pair pair;
   std::string payload(4 << 20, 'x');
   for (size_t i = 0; i < payload.size(); i++) payload[i] = (char)(i * 31);
@@ -295,9 +277,7 @@ TEST_CASE("uring: send_all moves a payload larger than the socket buffer", "[uri
 }
 
 TEST_CASE("uring: connect to a closed port completes with ECONNREFUSED", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   sockaddr_storage ss;
   socklen_t len;
   {
@@ -321,9 +301,7 @@ TEST_CASE("uring: connect to a closed port completes with ECONNREFUSED", "[uring
 }
 
 TEST_CASE("uring: accept and connect through the ring", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   Listener l;
   sockaddr_storage peer{};
   Operation acc;
@@ -366,9 +344,7 @@ TEST_CASE("uring: accept and connect through the ring", "[uring]") {
 }
 
 TEST_CASE("uring: recvfrom and sendto carry addresses through the ring", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   Socket a, b;
   REQUIRE(a.open(AF_INET, SOCK_DGRAM, 0) == 0);
   REQUIRE(b.open(AF_INET, SOCK_DGRAM, 0) == 0);
@@ -409,9 +385,7 @@ TEST_CASE("uring: recvfrom and sendto carry addresses through the ring", "[uring
 }
 
 TEST_CASE("uring: readable and writable wait through the ring", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   Pair pair;
   Operation r, w;
   init_op(r, OpKind::readable, pair.a.io);
@@ -428,9 +402,7 @@ TEST_CASE("uring: readable and writable wait through the ring", "[uring]") {
 }
 
 TEST_CASE("uring: the poller fd becomes readable when a completion is posted", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   int fd = loop.poller().fd();  // a host watches it from now on
   REQUIRE(fd >= 0);
   Pair pair;
@@ -451,7 +423,6 @@ TEST_CASE("uring: the poller fd becomes readable when a completion is posted", "
 
 TEST_CASE("uring: destroying the loop with requests in flight is safe", "[uring]") {
   auto p = uring();
-  if (!p) return;
   Listener l;
   Pair pair;
   char buf[64];
@@ -483,9 +454,7 @@ TEST_CASE("uring: destroying the loop with requests in flight is safe", "[uring]
 }
 
 TEST_CASE("uring: timers fire with no I/O pending", "[uring][timer]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   static int fired;
   fired = 0;
   Timer t;
@@ -558,17 +527,21 @@ bool multishot_here(Loop& loop, Listener& l) {
   return armed;
 }
 
+// A listener whose multishot accept is armed, and an accept op for it.
+struct MultishotListener {
+  Loop loop{uring()};
+  Listener l;
+  Operation acc;
+  MultishotListener() {
+    REQUIRE(multishot_here(loop, l));
+    init_op(acc, OpKind::accept, l.s.io);
+    completions = 0;
+  }
+};
+
 }  // namespace
 
-TEST_CASE("uring: one multishot accept takes every connection; accepts are served from its queue", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
-  Listener l;
-  REQUIRE(multishot_here(loop, l));
-  Operation acc;
-  init_op(acc, OpKind::accept, l.s.io);
-  completions = 0;
+TEST_CASE_METHOD(MultishotListener, "uring: one multishot accept takes every connection; accepts are served from its queue", "[uring]") {
   Socket clients[4];
   for (auto& c : clients) connect_client(c, l);
   // The kernel accepted all four already; the first CQE goes to this op, the
@@ -605,15 +578,7 @@ TEST_CASE("uring: one multishot accept takes every connection; accepts are serve
   REQUIRE(seen == "abcd");
 }
 
-TEST_CASE("uring: an accept that times out leaves the multishot armed for the next one", "[uring][timer]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
-  Listener l;
-  REQUIRE(multishot_here(loop, l));
-  Operation acc;
-  init_op(acc, OpKind::accept, l.s.io);
-  completions = 0;
+TEST_CASE_METHOD(MultishotListener, "uring: an accept that times out leaves the multishot armed for the next one", "[uring][timer]") {
   REQUIRE(loop.start(acc, monotonic_now() + 0.05) == 0);
   run_until(loop, 1);
   REQUIRE(acc.result == -ETIMEDOUT);
@@ -626,18 +591,10 @@ TEST_CASE("uring: an accept that times out leaves the multishot armed for the ne
   REQUIRE(loop.poller().stats().multishot_arms == 1);
 }
 
-TEST_CASE("uring: closing a listener wakes its accept and drops the connections taken for nobody", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
-  Listener l;
-  REQUIRE(multishot_here(loop, l));
+TEST_CASE_METHOD(MultishotListener, "uring: closing a listener wakes its accept and drops the connections taken for nobody", "[uring]") {
   Socket c1, c2;
   connect_client(c1, l);
   connect_client(c2, l);
-  Operation acc;
-  init_op(acc, OpKind::accept, l.s.io);
-  completions = 0;
   int rc = loop.start(acc, monotonic_now() + 5);
   if (rc == 0) run_until(loop, 1);
   REQUIRE(acc.result >= 0);
@@ -674,9 +631,7 @@ TEST_CASE("uring: closing a listener wakes its accept and drops the connections 
 }
 
 TEST_CASE("uring: the kernel connects when the op carries the address", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   Listener l;
   Socket c;
   REQUIRE(c.open(AF_INET, SOCK_STREAM, 0) == 0);
@@ -711,9 +666,7 @@ TEST_CASE("uring: the kernel connects when the op carries the address", "[uring]
 }
 
 TEST_CASE("uring: close goes through the ring and has happened when it returns", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   Pair pair;
   int fd = pair.a.fd();
   // A recv in flight holds the file; closing must still end the stream now.
@@ -739,9 +692,7 @@ TEST_CASE("uring: close goes through the ring and has happened when it returns",
 }
 
 TEST_CASE("uring: a closed listener frees its port at once, multishot and all", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   Listener l;
   Operation acc;
   init_op(acc, OpKind::accept, l.s.io);
@@ -760,9 +711,7 @@ TEST_CASE("uring: a closed listener frees its port at once, multishot and all", 
 }
 
 TEST_CASE("uring: shutdown goes through the ring and returns its result at once", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   Pair pair;
   uint64_t before = loop.poller().stats().requests;
   REQUIRE(loop.shutdown_fd(pair.a.io, SHUT_WR) == 0);
@@ -785,9 +734,7 @@ TEST_CASE("uring: shutdown goes through the ring and returns its result at once"
 }
 
 TEST_CASE("uring: a turn's requests go to the kernel in one io_uring_enter", "[uring]") {
-  auto p = uring();
-  if (!p) return;
-  Loop loop(std::move(p));
+  Loop loop(uring());
   constexpr int n = 20;
   Pair pairs[n];
   char bufs[n][8];
