@@ -36,6 +36,7 @@
 
 #include "lua/lua_socket.hpp"
 #include "lua/scheduler.hpp"
+#include "sock/address.hpp"
 #include "sock/error.hpp"
 #include "sock/loop.hpp"
 
@@ -242,6 +243,10 @@ int run(lua_State* L, LuaSocket* ls, const Req& r, double expires) {
 
 LuaSocket* io_socket(lua_State* L, const char* fname) {
   LuaSocket* ls = sock_lua_checksocket(L, 1, fname);
+  // A read-ahead buffer would run datagrams together and lose their edges.
+  if (ls->s.type != SOCK_STREAM)
+    luaL_error(L, "bad argument #1 to '%s' (stream socket expected, got %s socket; use recv or recvnext)", fname,
+               sock::socktype_name(ls->s.type));
   sched_check_thread(L, ls->sched, fname);
   return ls;
 }

@@ -362,6 +362,26 @@ T.test('bad arguments raise naming the function and argument', function()
 	s:close()
 end)
 
+T.test('buffered reads refuse datagram sockets, which would lose the datagrams\' edges', function()
+	local u = assert(sock.udp())
+	assert(u:bind('127.0.0.1', 0))
+	for _, name in ipairs{'read', 'readn', 'readline', 'readuntil'} do
+		local e = T.raises("bad argument #1 to '" .. name .. "' (stream socket expected, got udp socket",
+			u[name], u, name == 'readuntil' and ';' or 1)
+	end
+	-- recv still reads one datagram at a time
+	local v = assert(sock.udp())
+	assert(v:sendto('127.0.0.1', u:getsockname():port(), 'one'))
+	assert(v:sendto('127.0.0.1', u:getsockname():port(), 'two'))
+	local buf = sock.buffer(16)
+	T.eq(assert(u:recv(buf, 16, T.deadline())), 3)
+	T.eq(buf:tostring(1, 3), 'one')
+	T.eq(assert(u:recv(buf, 16, T.deadline())), 3)
+	T.eq(buf:tostring(1, 3), 'two')
+	u:close()
+	v:close()
+end)
+
 T.plain('buffered reads outside a thread raise', function()
 	local a, b = assert(sock.socketpair())
 	T.raises('only inside a sock thread', a.readline, a)
