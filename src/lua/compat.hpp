@@ -93,23 +93,23 @@ inline void sock_pushinteger(lua_State* L, long long v) {
 }
 
 // A number argument that must be a whole number (sizes, ports, fds). Raises a
-// message naming the function's argument when it is not.
-inline long long sock_checkinteger(lua_State* L, int arg) {
+// message naming `fname` and the argument when it is not. (luaL_argerror
+// would name whatever the debug info says, which is '?' through pcall.)
+inline long long sock_checkinteger(lua_State* L, int arg, const char* fname) {
+  if (!lua_isnumber(L, arg))  // numbers, and strings that convert (as luaL_checkinteger)
+    luaL_error(L, "bad argument #%d to '%s' (number expected, got %s)", arg, fname, luaL_typename(L, arg));
 #if LUA_VERSION_NUM >= 503
-  return (long long)luaL_checkinteger(L, arg);
-#else
-  lua_Number n = luaL_checknumber(L, arg);
-  // Converting a double outside long long's range (or NaN) is undefined.
-  if (!(n >= -9223372036854775808.0 && n < 9223372036854775808.0))
-    luaL_argerror(L, arg, "number has no integer representation");
-  long long v = (long long)n;
-  if ((lua_Number)v != n) luaL_argerror(L, arg, "number has no integer representation");
-  return v;
+  if (lua_isinteger(L, arg)) return (long long)lua_tointeger(L, arg);
 #endif
+  lua_Number n = lua_tonumber(L, arg);
+  // Converting a double outside long long's range (or NaN) is undefined.
+  if (!(n >= -9223372036854775808.0 && n < 9223372036854775808.0) || (lua_Number)(long long)n != n)
+    luaL_error(L, "bad argument #%d to '%s' (number has no integer representation)", arg, fname);
+  return (long long)n;
 }
 
-inline long long sock_optinteger(lua_State* L, int arg, long long def) {
-  return lua_isnoneornil(L, arg) ? def : sock_checkinteger(L, arg);
+inline long long sock_optinteger(lua_State* L, int arg, long long def, const char* fname) {
+  return lua_isnoneornil(L, arg) ? def : sock_checkinteger(L, arg, fname);
 }
 
 // Uservalue: one Lua value attached to a userdata (5.1 uses the env table,

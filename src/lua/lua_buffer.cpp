@@ -77,7 +77,7 @@ static int l_buffer(lua_State* L) {
   }
   if (!lua_isnumber(L, 1))
     luaL_error(L, "bad argument #1 to 'buffer' (size or string expected, got %s)", luaL_typename(L, 1));
-  long long n = sock_checkinteger(L, 1);
+  long long n = sock_checkinteger(L, 1, "buffer");
   if (n < 0 || n > (1LL << 40)) luaL_error(L, "bad argument #1 to 'buffer' (size out of range)");
   sock_lua_newbuffer(L, (size_t)n, nullptr);
   return 1;
@@ -95,10 +95,10 @@ static int l_size(lua_State* L) {
 
 // Resolve string.sub-style indices (1-based, negative from the end) to a
 // [start, end) byte range.
-static void slice(lua_State* L, size_t size, int i_idx, size_t* from, size_t* to) {
+static void slice(lua_State* L, size_t size, int i_idx, size_t* from, size_t* to, const char* fname) {
   long long n = (long long)size;
-  long long i = sock_optinteger(L, i_idx, 1);
-  long long j = sock_optinteger(L, i_idx + 1, -1);
+  long long i = sock_optinteger(L, i_idx, 1, fname);
+  long long j = sock_optinteger(L, i_idx + 1, -1, fname);
   if (i < 0) i = n + i + 1;
   if (j < 0) j = n + j + 1;
   if (i < 1) i = 1;
@@ -115,7 +115,7 @@ static void slice(lua_State* L, size_t size, int i_idx, size_t* from, size_t* to
 static int l_tostring(lua_State* L) {
   ByteBuffer* b = check_buf(L, "tostring");
   size_t from, to;
-  slice(L, b->size, 2, &from, &to);
+  slice(L, b->size, 2, &from, &to, "tostring");
   lua_pushlstring(L, b->data + from, to - from);
   return 1;
 }
@@ -126,7 +126,7 @@ static int l_set(lua_State* L) {
   size_t len;
   sock_checkstring(L, 2, "set");
   const char* s = lua_tolstring(L, 2, &len);
-  long long off = sock_optinteger(L, 3, 1);
+  long long off = sock_optinteger(L, 3, 1, "set");
   if (off < 1 || (size_t)off > b->size + 1) luaL_error(L, "bad argument #3 to 'set' (offset out of range)");
   size_t room = b->size - (size_t)(off - 1);
   size_t n = len < room ? len : room;

@@ -48,7 +48,7 @@ double sock_lua_optexpires(lua_State* L, int idx, const char* fname) {
 static size_t check_size(lua_State* L, int idx, const char* fname, const char* what) {
   if (lua_type(L, idx) != LUA_TNUMBER)
     luaL_error(L, "bad argument #%d to '%s' (%s: number expected, got %s)", idx, fname, what, luaL_typename(L, idx));
-  long long n = sock_checkinteger(L, idx);
+  long long n = sock_checkinteger(L, idx, fname);
   if (n < 0) luaL_error(L, "bad argument #%d to '%s' (%s must not be negative)", idx, fname, what);
   return (size_t)n;
 }
@@ -57,7 +57,7 @@ static int opt_flags(lua_State* L, int idx, const char* fname) {
   if (lua_isnoneornil(L, idx)) return 0;
   if (lua_type(L, idx) != LUA_TNUMBER)
     luaL_error(L, "bad argument #%d to '%s' (flags: number expected, got %s)", idx, fname, luaL_typename(L, idx));
-  return (int)sock_checkinteger(L, idx);
+  return (int)sock_checkinteger(L, idx, fname);
 }
 
 // Every op is tried at once before it waits, which is what readiness
