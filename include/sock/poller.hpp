@@ -68,6 +68,12 @@ class Poller {
   // op to Loop::complete. Returns the number of OS events seen, or -errno.
   virtual int wait(int timeout_ms) = 0;
 
+  // This process is the child of a fork() made after the poller was: its
+  // kernel objects (the epoll instance, the ring and its memory) are shared
+  // with the parent, which still uses them. Let go of them without touching
+  // them (no cancel, no submit, no epoll_ctl); the poller is destroyed next.
+  virtual void abandon() = 0;
+
   // Counters for tests and benchmarks: what the backend asked of the kernel.
   struct Stats {
     uint64_t enters = 0;           // syscalls into the poller (epoll_wait, io_uring_enter)

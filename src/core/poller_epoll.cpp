@@ -2,9 +2,14 @@
 // directions, the first time anything waits on it, and stays registered until
 // it is closed: waiting never costs an epoll_ctl. Edge triggering is safe
 // because every op is tried before it waits, so no readiness is missed.
+//
+// A handle's backend_state holds the id of the poller it is registered with,
+// so a handle registered with another poller (one abandoned after fork(),
+// say) is registered again with this one.
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 
 #include "sock/loop.hpp"
@@ -14,25 +19,33 @@ namespace sock {
 
 namespace {
 
-constexpr uint32_t registered = 1;
 constexpr int max_events = 256;
+
+uint32_t next_poller_id() {
+  static std::atomic<uint32_t> last{0};
+  uint32_t id;
+  do id = ++last; while (id == 0);  // 0 means "not registered"
+  return id;
+}
 
 class EpollPoller final : public Poller {
  public:
-  explicit EpollPoller(int epfd) : epfd_(epfd) {}
-  ~EpollPoller() override { ::close(epfd_); }
+  explicit EpollPoller(int epfd) : epfd_(epfd), id_(next_poller_id()) {}
+  ~EpollPoller() override {
+    if (epfd_ >= 0) ::close(epfd_);
+  }
 
   const char* name() const override { return "epoll"; }
   int fd() const override { return epfd_; }
 
   int submit(Operation& op) override {
     IoHandle& h = *op.handle;
-    if (h.backend_state & registered) return 0;
+    if (h.backend_state == id_) return 0;
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.ptr = &h;
     if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, h.fd, &ev) < 0) return -errno;
-    h.backend_state |= registered;
+    h.backend_state = id_;
     return 0;
   }
 
@@ -40,7 +53,13 @@ class EpollPoller final : public Poller {
 
   void forget(IoHandle& h) override {
     // close() drops the registration by itself; nothing to undo here.
-    h.backend_state &= ~registered;
+    h.backend_state = 0;
+  }
+
+  void abandon() override {
+    // Closing our copy of the epoll fd leaves the parent's instance alone.
+    ::close(epfd_);
+    epfd_ = -1;
   }
 
   int wait(int timeout_ms) override {
@@ -60,6 +79,7 @@ class EpollPoller final : public Poller {
 
  private:
   int epfd_;
+  uint32_t id_;
   epoll_event events_[max_events];
 };
 

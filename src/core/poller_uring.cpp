@@ -150,7 +150,7 @@ class UringPoller final : public Poller {
 
   ~UringPoller() override {
     if (!ready_) return;
-    drain();
+    if (!abandoned_) drain();
     io_uring_queue_exit(&ring_);
     for (auto& kv : accept_queues_) delete kv.second;
     for (AcceptQueue* q : orphans_) delete q;
@@ -169,10 +169,21 @@ class UringPoller final : public Poller {
 
   bool try_now(Operation& op) override {
     if (op.kind == OpKind::accept && (op.handle->backend_state & has_accept_queue)) {
-      AcceptQueue& q = *accept_queues_[op.handle];
-      if (!q.ready.empty()) return take_ready(q, op);
+      auto it = accept_queues_.find(op.handle);  // (the flag may be another poller's)
+      if (it != accept_queues_.end() && !it->second->ready.empty()) return take_ready(*it->second, op);
     }
     return Poller::try_now(op);
+  }
+
+  void abandon() override {
+    // The ring's memory and fd are the parent's too: unmapping and closing
+    // our copies (io_uring_queue_exit, in the destructor) is all we may do.
+    // The accepted connections queued here are copies as well: close ours.
+    abandoned_ = true;
+    for (auto& kv : accept_queues_) {
+      for (int fd : kv.second->ready) ::close(fd);
+      kv.second->ready.clear();
+    }
   }
 
   int submit(Operation& op) override {
@@ -726,6 +737,7 @@ class UringPoller final : public Poller {
   mutable bool enabled_ = false;
   mutable bool eager_ = false;  // a host watches fd(): submit at once, do not batch
   bool multishot_accept_ = false;
+  bool abandoned_ = false;  // a fork's child: never touch the ring again
   size_t inflight_ = 0;         // requests the kernel holds for ops and accept queues
   SyncResult sync_;
   std::unordered_map<const IoHandle*, AcceptQueue*> accept_queues_;

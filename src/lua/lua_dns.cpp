@@ -22,6 +22,8 @@
 #include "sock/error.hpp"
 #include "sock/resolver.hpp"
 
+#include <unistd.h>
+
 namespace {
 
 char lookup_marker;
@@ -33,6 +35,7 @@ constexpr unsigned kResolverThreads = 4;
 struct DnsState {
   Scheduler* sched = nullptr;
   sock::Resolver* resolver = nullptr;  // made with the module (threads start on demand)
+  long pid = 0;                        // the process that made the resolver
   sock::IoHandle io;                   // the resolver's eventfd
   sock::Operation op;                  // readable on it, while lookups are pending
   double delay = -1;                   // test hook value set before the resolver exists
@@ -155,6 +158,15 @@ void lookup_timed_out(sock::Timer* t) {
 }
 
 bool ensure_resolver(DnsState* d) {
+  if (d->resolver && d->pid != (long)::getpid()) {
+    // A fork's child: the resolver's worker threads stayed in the parent,
+    // and its lock may have been held by one of them when it forked. Leave
+    // the object alone for good (it is never freed) and close our copy of
+    // its eventfd; lookups here get a resolver of their own.
+    ::close(d->resolver->fd());
+    d->resolver = nullptr;
+    d->io = sock::IoHandle{};
+  }
   if (d->resolver) return true;
   auto* r = new (std::nothrow) sock::Resolver(kResolverThreads);
   if (!r) return false;
@@ -164,6 +176,7 @@ bool ensure_resolver(DnsState* d) {
   }
   if (d->delay >= 0) r->set_delay(d->delay);
   d->resolver = r;
+  d->pid = (long)::getpid();
   d->io = sock::IoHandle{};
   d->io.fd = r->fd();
   return true;
@@ -248,9 +261,13 @@ int l_dns_gc(lua_State* L) {
   auto* d = static_cast<DnsState*>(lua_touserdata(L, 1));
   if (!d || d != dns_state(L) || d->closed) return 0;  // Lua code may call it
   d->closed = true;
+  if (d->resolver && d->pid != (long)::getpid()) {  // a fork's child: see ensure_resolver
+    ::close(d->resolver->fd());
+    d->resolver = nullptr;
+  }
   if (d->resolver) {
     Scheduler* S = d->sched;
-    if (S->loop && !S->closed) S->loop->close_handle(d->io);
+    if (sock::Loop* loop = S->closed ? nullptr : sched_loop_here(S)) loop->close_handle(d->io);
     delete d->resolver;  // joins its workers, closes the eventfd
     d->resolver = nullptr;
   }

@@ -126,7 +126,7 @@ static int close_socket(LuaSocket* ls) {
   Scheduler* S = ls->sched;
   std::string().swap(ls->pending);  // buffered reads: unread bytes go with the fd
   ls->pending_pos = 0;
-  if (S->loop) return S->loop->close_fd(ls->s.io);
+  if (sock::Loop* loop = sched_loop_here(S)) return loop->close_fd(ls->s.io);
   return ls->s.close();
 }
 
@@ -439,7 +439,8 @@ static int l_shutdown(lua_State* L) {
     return luaL_error(L, "bad argument #2 to 'shutdown' (expected 'r', 'w' or 'rw', got '%s')", how);
   CHECK_OPEN(L, ls);
   Scheduler* S = ls->sched;
-  int rc = S->loop ? S->loop->shutdown_fd(ls->s.io, mode) : ls->s.shutdown(mode);
+  sock::Loop* loop = sched_loop_here(S);
+  int rc = loop ? loop->shutdown_fd(ls->s.io, mode) : ls->s.shutdown(mode);
   if (rc < 0) return sock_lua_fail(L, -rc);
   lua_pushboolean(L, 1);
   return 1;

@@ -1,5 +1,7 @@
 #include "lua/scheduler.hpp"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -51,13 +53,31 @@ void sched_unwait(Scheduler* S, lua_State* co) {
   S->waiting--;
 }
 
+// A child of fork() shares the parent's epoll instance or ring: it must
+// never use them. With nothing waiting it just gets a loop of its own;
+// threads waiting in the parent's loop cannot be moved (their requests are
+// the parent's), so the child is told how to fork instead.
+static void leave_parent_loop(lua_State* L, Scheduler* S) {
+  if (S->waiting > 0 || S->loop->has_ready() || S->loop->timers() > 0)
+    luaL_error(L, "sock: this process was forked while sock threads were waiting or sleeping; "
+                  "fork before starting them (or from outside sock.run) and start new ones in the child");
+  S->loop->poller().abandon();
+  S->parent_loops.push_back(std::move(S->loop));
+}
+
+sock::Loop* sched_loop_here(Scheduler* S) {
+  return S->loop && S->loop_pid == (long)::getpid() ? S->loop.get() : nullptr;
+}
+
 sock::Loop& sched_loop(lua_State* L, Scheduler* S) {
+  if (S->loop && S->loop_pid != (long)::getpid()) leave_parent_loop(L, S);
   if (!S->loop) {
     const char* name = S->backend_request;
     if (!name) name = std::getenv("SOCK_BACKEND");
     auto poller = sock::make_poller(name, &S->fallback_reason);
     if (!poller) luaL_error(L, "sock: no I/O backend could be set up");
     S->loop = std::make_unique<sock::Loop>(std::move(poller));
+    S->loop_pid = (long)::getpid();
   }
   return *S->loop;
 }
@@ -602,7 +622,9 @@ static int l_sched_gc(lua_State* L) {
   // Other finalizers may still run after this one while the state closes;
   // they see `closed` and a null loop and leave it alone.
   S->closed = true;
+  if (S->loop && !sched_loop_here(S)) S->loop->poller().abandon();  // a fork's child
   S->loop.reset();
+  std::vector<std::unique_ptr<sock::Loop>>().swap(S->parent_loops);
   S->recv_scratch.reset();
   sock_type_cache_close();
   return 0;

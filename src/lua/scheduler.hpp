@@ -11,12 +11,17 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "lua/compat.hpp"
 #include "sock/loop.hpp"
 
 struct Scheduler {
   std::unique_ptr<sock::Loop> loop;  // made on first use, so sock.backend() can pick first
+  long loop_pid = 0;                 // the process that made it (a fork's child makes its own)
+  // A fork's child: the parent's loops, abandoned. Kept until the state
+  // closes, since a frame of their run_once may still be on the C stack.
+  std::vector<std::unique_ptr<sock::Loop>> parent_loops;
   const char* backend_request = nullptr;  // sock.backend(name) before the loop exists
   const char* fallback_reason = nullptr;
   lua_State* current = nullptr;  // the sock thread being run by the innermost driver
@@ -43,8 +48,14 @@ inline Scheduler* sched_of(lua_State* L) {
   return static_cast<Scheduler*>(lua_touserdata(L, lua_upvalueindex(1)));
 }
 
-// The loop, made on first use. Raises if no backend can be set up.
+// The loop, made on first use. Raises if no backend can be set up. In a
+// child of fork() it replaces the parent's loop with one of its own, or
+// raises if threads were waiting in the parent's.
 sock::Loop& sched_loop(lua_State* L, Scheduler* S);
+
+// The loop if there is one this process may use, else null (callers fall
+// back to plain syscalls). Never raises: for close, shutdown and finalizers.
+sock::Loop* sched_loop_here(Scheduler* S);
 
 // Raise unless L runs inside a sock thread (or a coroutine sock made inside one).
 void sched_check_thread(lua_State* L, Scheduler* S, const char* fname);
