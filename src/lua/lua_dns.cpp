@@ -35,7 +35,7 @@ constexpr unsigned kResolverThreads = 4;
 struct DnsState {
   Scheduler* sched = nullptr;
   sock::Resolver* resolver = nullptr;  // made with the module (threads start on demand)
-  long pid = 0;                        // the process that made the resolver
+  unsigned fork_gen = 0;               // sched_fork_generation() when the resolver was made
   sock::IoHandle io;                   // the resolver's eventfd
   sock::Operation op;                  // readable on it, while lookups are pending
   double delay = -1;                   // test hook value set before the resolver exists
@@ -158,7 +158,7 @@ void lookup_timed_out(sock::Timer* t) {
 }
 
 bool ensure_resolver(DnsState* d) {
-  if (d->resolver && d->pid != (long)::getpid()) {
+  if (d->resolver && d->fork_gen != sched_fork_generation()) {
     // A fork's child: the resolver's worker threads stayed in the parent,
     // and its lock may have been held by one of them when it forked. Leave
     // the object alone for good (it is never freed) and close our copy of
@@ -176,7 +176,7 @@ bool ensure_resolver(DnsState* d) {
   }
   if (d->delay >= 0) r->set_delay(d->delay);
   d->resolver = r;
-  d->pid = (long)::getpid();
+  d->fork_gen = sched_fork_generation();
   d->io = sock::IoHandle{};
   d->io.fd = r->fd();
   return true;
@@ -261,7 +261,7 @@ int l_dns_gc(lua_State* L) {
   auto* d = static_cast<DnsState*>(lua_touserdata(L, 1));
   if (!d || d != dns_state(L) || d->closed) return 0;  // Lua code may call it
   d->closed = true;
-  if (d->resolver && d->pid != (long)::getpid()) {  // a fork's child: see ensure_resolver
+  if (d->resolver && d->fork_gen != sched_fork_generation()) {  // a fork's child: see ensure_resolver
     ::close(d->resolver->fd());
     d->resolver = nullptr;
   }

@@ -1,7 +1,8 @@
 #include "lua/scheduler.hpp"
 
-#include <unistd.h>
+#include <pthread.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -65,19 +66,30 @@ static void leave_parent_loop(lua_State* L, Scheduler* S) {
   S->parent_loops.push_back(std::move(S->loop));
 }
 
+static std::atomic<unsigned> fork_generation{0};
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void count_fork() { fork_generation.fetch_add(1, std::memory_order_relaxed); }
+static void register_atfork() { pthread_atfork(nullptr, nullptr, count_fork); }
+
+unsigned sched_fork_generation() {
+  pthread_once(&atfork_once, register_atfork);
+  return fork_generation.load(std::memory_order_relaxed);
+}
+
 sock::Loop* sched_loop_here(Scheduler* S) {
-  return S->loop && S->loop_pid == (long)::getpid() ? S->loop.get() : nullptr;
+  return S->loop && S->loop_fork_gen == fork_generation.load(std::memory_order_relaxed) ? S->loop.get() : nullptr;
 }
 
 sock::Loop& sched_loop(lua_State* L, Scheduler* S) {
-  if (S->loop && S->loop_pid != (long)::getpid()) leave_parent_loop(L, S);
+  if (S->loop && S->loop_fork_gen != fork_generation.load(std::memory_order_relaxed)) leave_parent_loop(L, S);
   if (!S->loop) {
     const char* name = S->backend_request;
     if (!name) name = std::getenv("SOCK_BACKEND");
     auto poller = sock::make_poller(name, &S->fallback_reason);
     if (!poller) luaL_error(L, "sock: no I/O backend could be set up");
     S->loop = std::make_unique<sock::Loop>(std::move(poller));
-    S->loop_pid = (long)::getpid();
+    S->loop_fork_gen = sched_fork_generation();  // (registers the fork counter, once)
   }
   return *S->loop;
 }

@@ -18,7 +18,7 @@
 
 struct Scheduler {
   std::unique_ptr<sock::Loop> loop;  // made on first use, so sock.backend() can pick first
-  long loop_pid = 0;                 // the process that made it (a fork's child makes its own)
+  unsigned loop_fork_gen = 0;        // sched_fork_generation() when it was made (a fork's child makes its own)
   // A fork's child: the parent's loops, abandoned. Kept until the state
   // closes, since a frame of their run_once may still be on the C stack.
   std::vector<std::unique_ptr<sock::Loop>> parent_loops;
@@ -52,6 +52,11 @@ inline Scheduler* sched_of(lua_State* L) {
 // child of fork() it replaces the parent's loop with one of its own, or
 // raises if threads were waiting in the parent's.
 sock::Loop& sched_loop(lua_State* L, Scheduler* S);
+
+// How many fork()s separate this process from the one that loaded sock. A
+// pthread_atfork child handler counts them, so noticing that we are a fork's
+// child costs a load per operation rather than a getpid() syscall.
+unsigned sched_fork_generation();
 
 // The loop if there is one this process may use, else null (callers fall
 // back to plain syscalls). Never raises: for close, shutdown and finalizers.
