@@ -80,6 +80,7 @@ class Loop {
 
  private:
   static void on_deadline(Timer* t);
+  void cancel_waiters(IoHandle& handle);  // both sides, with ERR_CLOSED
   void push_ready(Operation& op);
   Operation* pop_ready();
   int fire_timers(double now);

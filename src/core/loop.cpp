@@ -13,8 +13,16 @@ Loop::Loop(std::unique_ptr<Poller> poller) : poller_(std::move(poller)) { poller
 
 Loop::~Loop() = default;
 
-bool Loop::try_now(Operation& op) { return op.kind == OpKind::connect || op.kind == OpKind::readable ||
-                                             op.kind == OpKind::writable ? false : perform(op); }
+bool Loop::try_now(Operation& op) {
+  switch (op.kind) {
+    case OpKind::connect:
+    case OpKind::readable:
+    case OpKind::writable:
+      return false;
+    default:
+      return perform(op);
+  }
+}
 
 static Operation*& slot_of(Operation& op) {
   return is_read_side(op.kind) ? op.handle->reader : op.handle->writer;
@@ -57,16 +65,19 @@ void Loop::cancel(Operation& op, int code) {
   }
 }
 
-void Loop::close_handle(IoHandle& handle) {
+void Loop::cancel_waiters(IoHandle& handle) {
   if (handle.reader) cancel(*handle.reader, ERR_CLOSED);
   if (handle.writer) cancel(*handle.writer, ERR_CLOSED);
+}
+
+void Loop::close_handle(IoHandle& handle) {
+  cancel_waiters(handle);
   poller_->forget(handle);
 }
 
 int Loop::close_fd(IoHandle& handle) {
   if (handle.fd < 0) return 0;
-  if (handle.reader) cancel(*handle.reader, ERR_CLOSED);
-  if (handle.writer) cancel(*handle.writer, ERR_CLOSED);
+  cancel_waiters(handle);
   return poller_->close(handle);
 }
 

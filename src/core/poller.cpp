@@ -5,20 +5,12 @@
 
 #include <cerrno>
 
+#include "sock/loop.hpp"
 #include "sock/poller.hpp"
 
 namespace sock {
 
-bool Poller::try_now(Operation& op) {
-  switch (op.kind) {
-    case OpKind::connect:
-    case OpKind::readable:
-    case OpKind::writable:
-      return false;
-    default:
-      return perform(op);
-  }
-}
+bool Poller::try_now(Operation& op) { return Loop::try_now(op); }
 
 int Poller::close(IoHandle& handle) {
   forget(handle);

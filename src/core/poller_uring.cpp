@@ -170,7 +170,10 @@ class UringPoller final : public Poller {
   bool try_now(Operation& op) override {
     if (op.kind == OpKind::accept && (op.handle->backend_state & has_accept_queue)) {
       auto it = accept_queues_.find(op.handle);  // (the flag may be another poller's)
-      if (it != accept_queues_.end() && !it->second->ready.empty()) return take_ready(*it->second, op);
+      if (it != accept_queues_.end() && !it->second->ready.empty()) {
+        take_ready(*it->second, op);
+        return true;
+      }
     }
     return Poller::try_now(op);
   }
@@ -180,10 +183,7 @@ class UringPoller final : public Poller {
     // our copies (io_uring_queue_exit, in the destructor) is all we may do.
     // The accepted connections queued here are copies as well: close ours.
     abandoned_ = true;
-    for (auto& kv : accept_queues_) {
-      for (int fd : kv.second->ready) ::close(fd);
-      kv.second->ready.clear();
-    }
+    for (auto& kv : accept_queues_) close_ready(*kv.second);
   }
 
   int submit(Operation& op) override {
@@ -230,11 +230,9 @@ class UringPoller final : public Poller {
     if (!sqe) return Poller::close(h);
     // Behind the fd's cancels, so nothing queued for it can reach a reused
     // fd number: the number stays taken until this close runs.
-    sync_ = SyncResult{};
     io_uring_prep_close(sqe, h.fd);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&sync_ | tag_sync);
+    expect_sync(sqe);
     h.fd = -1;
-    stats_.requests++;
     if (flush_ring() < 0) return -EIO;
     // Requests the kernel still holds keep the file open past its fd. Run
     // their cancellations now (DEFER_TASKRUN would wait for our next turn),
@@ -253,10 +251,8 @@ class UringPoller final : public Poller {
     // are handled as usual; their callbacks run in the loop's next turn.
     // The result lives in the poller, not on this stack, so a CQE that came
     // after we gave up would still land somewhere harmless.
-    sync_ = SyncResult{};
     io_uring_prep_shutdown(sqe, h.fd, how);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&sync_ | tag_sync);
-    stats_.requests++;
+    expect_sync(sqe);
     for (int round = 0; !sync_.done && round < 100; round++) {
       if (enable() < 0) break;
       // Executed inline at submission; the timeout only bounds a surprise.
@@ -269,7 +265,6 @@ class UringPoller final : public Poller {
     }
     return sync_.done ? sync_.res : -EIO;
   }
-
 
   int wait(int timeout_ms) override {
     requeue_cancels();
@@ -319,6 +314,13 @@ class UringPoller final : public Poller {
 
   void note_submitted() const { stats_.enters++; }
 
+  // `sqe` is a request whose caller reaps its result at once, from sync_.
+  void expect_sync(io_uring_sqe* sqe) {
+    sync_ = SyncResult{};
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&sync_ | tag_sync);
+    stats_.requests++;
+  }
+
   io_uring_sqe* get_sqe() {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (!sqe) {  // full: make room by submitting what is queued
@@ -340,7 +342,10 @@ class UringPoller final : public Poller {
       h.backend_state |= has_accept_queue;
     }
     AcceptQueue& q = *slot;
-    if (!q.ready.empty()) return take_ready(q, op) ? 1 : 0;
+    if (!q.ready.empty()) {
+      take_ready(q, op);
+      return 1;
+    }
     q.waiter = &op;
     op.backend_data = &q;
     if (!q.armed) {
@@ -354,12 +359,33 @@ class UringPoller final : public Poller {
     return 0;  // armed, or stopping: its last CQE arms it again for us
   }
 
-  bool take_ready(AcceptQueue& q, Operation& op) {
+  void take_ready(AcceptQueue& q, Operation& op) {
     op.result = q.ready.front();
     op.addrlen = 0;  // a multishot accept does not give the peer's address
     q.ready.pop_front();
     stats_.multishot_served++;
-    return true;
+  }
+
+  void close_ready(AcceptQueue& q) {
+    for (int fd : q.ready) ::close(fd);
+    q.ready.clear();
+  }
+
+  // The accept op waiting on `q`, no longer waiting there; null if none.
+  static Operation* detach_waiter(AcceptQueue& q) {
+    Operation* op = q.waiter;
+    q.waiter = nullptr;
+    if (op) op->backend_data = nullptr;
+    return op;
+  }
+
+  // Complete the waiting accept op, if any, with `result` (an fd or -errno).
+  void complete_waiter(AcceptQueue& q, int result) {
+    if (Operation* op = detach_waiter(q)) {
+      op->result = result;
+      op->addrlen = 0;
+      loop->complete(*op);
+    }
   }
 
   int arm(AcceptQueue& q) {
@@ -396,11 +422,9 @@ class UringPoller final : public Poller {
     if (it == accept_queues_.end()) return false;
     AcceptQueue* q = it->second;
     accept_queues_.erase(it);
-    for (int fd : q->ready) ::close(fd);
-    q->ready.clear();
+    close_ready(*q);
     q->handle = nullptr;
-    if (q->waiter) q->waiter->backend_data = nullptr;
-    q->waiter = nullptr;
+    detach_waiter(*q);
     if (!q->armed) {
       delete q;
       return false;
@@ -432,12 +456,8 @@ class UringPoller final : public Poller {
     }
     if (res >= 0) {
       q->accepted_any = true;
-      if (Operation* op = q->waiter) {
-        q->waiter = nullptr;
-        op->backend_data = nullptr;
-        op->result = res;
-        op->addrlen = 0;
-        loop->complete(*op);
+      if (q->waiter) {
+        complete_waiter(*q, res);
       } else {
         q->ready.push_back(res);
         if (q->ready.size() >= max_ready_accepts) stop(*q);
@@ -447,9 +467,7 @@ class UringPoller final : public Poller {
       // gets EINVAL too, but the accept4() tried first has reported that):
       // single-shot from now on.
       multishot_accept_ = false;
-      if (Operation* op = q->waiter) {
-        q->waiter = nullptr;
-        op->backend_data = nullptr;
+      if (Operation* op = detach_waiter(*q)) {
         int rc = queue(*op, false);
         if (rc < 0) {
           op->result = rc;
@@ -457,23 +475,12 @@ class UringPoller final : public Poller {
         }
       }
       return;
-    } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR && q->waiter) {
-      // EMFILE and the like: the waiting accept reports it; the next one re-arms.
-      Operation* op = q->waiter;
-      q->waiter = nullptr;
-      op->backend_data = nullptr;
-      op->result = res;
-      loop->complete(*op);
+    } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR) {
+      complete_waiter(*q, res);  // EMFILE and the like; the next accept re-arms
     }
     if (!more && q->waiter) {
       int rc = arm(*q);
-      if (rc < 0) {
-        Operation* op = q->waiter;
-        q->waiter = nullptr;
-        op->backend_data = nullptr;
-        op->result = rc;
-        loop->complete(*op);
-      }
+      if (rc < 0) complete_waiter(*q, rc);
     }
   }
 
@@ -693,10 +700,7 @@ class UringPoller final : public Poller {
   // the poller is going away, maybe because its owner is, with the ops.
   void drain() {
     // Connections accepted for nobody are closed; queued closes still run.
-    for (auto& kv : accept_queues_) {
-      for (int fd : kv.second->ready) ::close(fd);
-      kv.second->ready.clear();
-    }
+    for (auto& kv : accept_queues_) close_ready(*kv.second);
     if (inflight_ == 0 && !io_uring_sq_ready(&ring_)) return;
     if (inflight_ > 0) {
       if (io_uring_sqe* sqe = get_sqe()) {
