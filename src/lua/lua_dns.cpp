@@ -157,16 +157,19 @@ void lookup_timed_out(sock::Timer* t) {
   if (co) sched_complete_wait(d->sched, co, push_timeout, nullptr);
 }
 
+// A fork's child: the resolver's worker threads stayed in the parent, and its
+// lock may have been held by one of them when it forked. Leave the object
+// alone for good (it is never freed) and close our copy of its eventfd;
+// lookups here get a resolver of their own.
+void drop_parent_resolver(DnsState* d) {
+  if (!d->resolver || d->fork_gen == sched_fork_generation()) return;
+  ::close(d->resolver->fd());
+  d->resolver = nullptr;
+  d->io = sock::IoHandle{};
+}
+
 bool ensure_resolver(DnsState* d) {
-  if (d->resolver && d->fork_gen != sched_fork_generation()) {
-    // A fork's child: the resolver's worker threads stayed in the parent,
-    // and its lock may have been held by one of them when it forked. Leave
-    // the object alone for good (it is never freed) and close our copy of
-    // its eventfd; lookups here get a resolver of their own.
-    ::close(d->resolver->fd());
-    d->resolver = nullptr;
-    d->io = sock::IoHandle{};
-  }
+  drop_parent_resolver(d);
   if (d->resolver) return true;
   auto* r = new (std::nothrow) sock::Resolver(kResolverThreads);
   if (!r) return false;
@@ -261,10 +264,7 @@ int l_dns_gc(lua_State* L) {
   auto* d = static_cast<DnsState*>(lua_touserdata(L, 1));
   if (!d || d != dns_state(L) || d->closed) return 0;  // Lua code may call it
   d->closed = true;
-  if (d->resolver && d->fork_gen != sched_fork_generation()) {  // a fork's child: see ensure_resolver
-    ::close(d->resolver->fd());
-    d->resolver = nullptr;
-  }
+  drop_parent_resolver(d);
   if (d->resolver) {
     Scheduler* S = d->sched;
     if (sock::Loop* loop = S->closed ? nullptr : sched_loop_here(S)) loop->close_handle(d->io);

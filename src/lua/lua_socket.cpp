@@ -96,11 +96,12 @@ int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, double expires, Pus
   w.op.eof = false;
   w.op.cancel_code = 0;
   Scheduler* S = ls->sched;
-  if (should_try_first(S, w, expires) && sched_loop(L, S).try_op(w.op)) {
+  sock::Loop& loop = sched_loop(L, S);
+  if (should_try_first(S, w, expires) && loop.try_op(w.op)) {
     note_recv_length(w);
     return push_results(L, w);
   }
-  int rc = sched_loop(L, S).start(w.op, expires);
+  int rc = loop.start(w.op, expires);
   if (rc != 0) {
     if (rc < 0) w.op.result = rc;  // -ETIMEDOUT for a deadline already past, or why it cannot wait
     return push_results(L, w);     // (rc 1: the backend finished it at once)
@@ -508,8 +509,8 @@ static int push_accepted(lua_State* co, LuaWait& w) {
   ls->bound = true;
   // A multishot accept (io_uring) does not report the peer: ask for it.
   if (w.op.addrlen == 0) {
-    socklen_t len = sizeof listener->addrs->rd;
-    if (::getpeername(fd, (sockaddr*)&listener->addrs->rd, &len) == 0)
+    socklen_t len;
+    if (ls->s.peer_address(listener->addrs->rd, len) == 0)
       w.op.addrlen = len;
     else  // reset already: no address to report
       listener->addrs->rd.ss_family = AF_UNSPEC;

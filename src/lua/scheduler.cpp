@@ -82,7 +82,7 @@ sock::Loop* sched_loop_here(Scheduler* S) {
 }
 
 sock::Loop& sched_loop(lua_State* L, Scheduler* S) {
-  if (S->loop && S->loop_fork_gen != fork_generation.load(std::memory_order_relaxed)) leave_parent_loop(L, S);
+  if (S->loop && !sched_loop_here(S)) leave_parent_loop(L, S);
   if (!S->loop) {
     const char* name = S->backend_request;
     if (!name) name = std::getenv("SOCK_BACKEND");
@@ -393,8 +393,7 @@ static int l_poll(lua_State* L) {
     lua_pushliteral(L, "empty");
     return 2;
   }
-  int n = poll_once(L, S, timeout);
-  if (n > 0) {
+  if (poll_once(L, S, timeout) > 0) {
     lua_pushboolean(L, 1);
     return 1;
   }
