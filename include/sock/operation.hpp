@@ -85,6 +85,27 @@ struct Operation {
   // op's completion arrives (io_uring: the msghdr of recvmsg/sendmsg), taken
   // from the backend's pool only while the op is in flight. Unused by epoll.
   void* backend_data = nullptr;
+
+  // The one way to set an op up for a call: every input is given, and what
+  // an earlier call left behind (progress, result, eof, cancel code, the
+  // completion callback) is cleared, so nothing carries over from one call
+  // into the next. Must not be called while the op is pending.
+  void prepare(OpKind k, IoHandle* h, char* b = nullptr, size_t n = 0, int f = 0, sockaddr_storage* a = nullptr,
+               socklen_t alen = 0) {
+    kind = k;
+    handle = h;
+    buf = b;
+    len = n;
+    flags = f;
+    addr = a;
+    addrlen = alen;
+    done = 0;
+    result = 0;
+    eof = false;
+    cancel_code = 0;
+    on_complete = nullptr;
+    owner = nullptr;
+  }
 };
 
 // Perform the operation's syscall once, without blocking. Returns false when

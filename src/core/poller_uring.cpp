@@ -64,6 +64,11 @@ constexpr uint64_t tag_sync = 4;       // a request whose caller waits for it (s
 // IoHandle::backend_state: the handle has an AcceptQueue.
 constexpr uint32_t has_accept_queue = 1;
 
+// The most bytes one request asks for: sqe->len is 32 bits, and a length
+// truncated to them would read as a false end of stream or an empty send
+// resubmitted forever. recv_all/send_all go on with a new request.
+constexpr size_t max_request_len = size_t(1) << 30;
+
 // Accepted connections a listener may hold for accept calls to come before
 // the multishot is stopped, leaving the rest in the kernel's backlog.
 constexpr size_t max_ready_accepts = 64;
@@ -230,10 +235,17 @@ class UringPoller final : public Poller {
     if (!sqe) return Poller::close(h);
     // Behind the fd's cancels, so nothing queued for it can reach a reused
     // fd number: the number stays taken until this close runs.
-    io_uring_prep_close(sqe, h.fd);
+    int fd = h.fd;
+    io_uring_prep_close(sqe, fd);
     expect_sync(sqe);
     h.fd = -1;
-    if (flush_ring() < 0) return -EIO;
+    if (flush_ring() < 0) {
+      // The request never reached the kernel: make it a no-op, so that it
+      // cannot close a reused fd number later, and close the fd ourselves.
+      io_uring_prep_nop(sqe);
+      io_uring_sqe_set_data64(sqe, ud_internal);
+      return ::close(fd) < 0 && errno != EINTR ? -errno : 0;
+    }
     // Requests the kernel still holds keep the file open past its fd. Run
     // their cancellations now (DEFER_TASKRUN would wait for our next turn),
     // so the socket really closes: the port is free, the peer sees it.
@@ -253,17 +265,20 @@ class UringPoller final : public Poller {
     // after we gave up would still land somewhere harmless.
     io_uring_prep_shutdown(sqe, h.fd, how);
     expect_sync(sqe);
-    for (int round = 0; !sync_.done && round < 100; round++) {
+    // Executed inline at submission, so the first round finds it done; the
+    // bound (at most 20 ms on the loop's thread) only guards a surprise,
+    // after which the plain syscall gives the answer (a second shutdown of
+    // the same direction changes nothing).
+    for (int round = 0; !sync_.done && round < 2; round++) {
       if (enable() < 0) break;
-      // Executed inline at submission; the timeout only bounds a surprise.
-      __kernel_timespec ts{0, 50 * 1000000};
+      __kernel_timespec ts{0, 10 * 1000000};
       io_uring_cqe* cqe;
       int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
       note_submitted();
       if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN && rc != -ETIME) break;
       reap();
     }
-    return sync_.done ? sync_.res : -EIO;
+    return sync_.done ? sync_.res : Poller::shutdown(h, how);
   }
 
   int wait(int timeout_ms) override {
@@ -504,26 +519,26 @@ class UringPoller final : public Poller {
     int fd = op.handle->fd;
     // The kernel fails a request flagged MSG_DONTWAIT instead of waiting.
     int flags = op.flags & ~MSG_DONTWAIT;
-    // recv_all/send_all: the kernel keeps going after a partial transfer
-    // (5.18+) and reports the total; older kernels stop and we resubmit.
-    int all = MSG_WAITALL;
+    // recv_all/send_all are one request per partial transfer, as epoll makes
+    // one syscall per partial transfer: not MSG_WAITALL, with which the kernel
+    // (5.18+) reports the bytes moved and swallows the error that stopped it
+    // (7 bytes then a reset came back as 7, then a false end of stream).
+    size_t left = std::min(op.len - op.done, max_request_len);
     bool data = true;
     switch (op.kind) {
       case OpKind::recv:
       case OpKind::recv_all:
-        io_uring_prep_recv(sqe, fd, op.buf + op.done, op.len - op.done,
-                           op.kind == OpKind::recv_all ? flags | all : flags);
+        io_uring_prep_recv(sqe, fd, op.buf + op.done, left, flags);
         break;
       case OpKind::send:
       case OpKind::send_all:
-        io_uring_prep_send(sqe, fd, op.buf + op.done, op.len - op.done,
-                           (op.kind == OpKind::send_all ? flags | all : flags) | MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, fd, op.buf + op.done, left, flags | MSG_NOSIGNAL);
         break;
       case OpKind::recvfrom:
       case OpKind::sendto: {
         MsgSlot* m = slot_for(op);
         m->iov.iov_base = op.buf;
-        m->iov.iov_len = op.len;
+        m->iov.iov_len = std::min(op.len, max_request_len);
         m->msg = msghdr{};
         m->msg.msg_name = op.addr;
         m->msg.msg_iov = &m->iov;

@@ -16,9 +16,10 @@
 // only received bytes (nothing is received into it behind Lua's back), so a
 // recv from another thread sees consistent data.
 //
-// The request lives in fields of the read-side op that a readable op does
-// not use: flags = mode, done = limit, buf/len = the delimiter (a Lua string
-// kept alive on the waiting thread's stack), deadline.when = expires.
+// The request lives in the read side's wait record (LuaWait::req and
+// ::expires, set up by sock_lua_prepare for this call like every other
+// input); the delimiter is a Lua string kept alive on the waiting thread's
+// stack.
 //
 // Memory: the buffer holds at most the request's limit plus one receive
 // (64 KiB) beyond what the caller asked for; when it empties, a large buffer
@@ -51,12 +52,7 @@ constexpr size_t kKeepCapacity = 16384;    // an empty buffer larger than this i
 // Hidden key of the per-socket line limit in the socket's uservalue table.
 char maxline_key;
 
-struct Req {
-  int mode;
-  size_t limit;       // read: max; readn: n; readline/readuntil: max
-  const char* delim;  // readuntil
-  size_t dlen;
-};
+using Req = ReadRequest;
 
 enum class St { done, need_more, too_long, eof, error, wait };
 
@@ -193,50 +189,36 @@ int push_completion(lua_State* co, void* ctx) {
 void bufread_ready(sock::Operation* op) {
   LuaWait& w = *static_cast<LuaWait*>(op->owner);
   LuaSocket* ls = w.socket;
-  Completion c{ls, Req{op->flags, op->done, op->buf, op->len}, Outcome{St::error}};
+  Completion c{ls, w.req, Outcome{St::error}};
   if (op->result < 0) {
     c.out = {St::error, 0, 0, (int)-op->result};
   } else {
     c.out = advance(ls, c.req);
     if (c.out.st == St::wait) {
-      double expires = op->deadline.when;  // as the first wait set it
-      int rc = ls->sched->loop ? ls->sched->loop->start(*op, expires) : -sock::ERR_CLOSED;
-      if (rc == 0) return;  // keep waiting; nothing was consumed
+      int rc = ls->sched->loop ? ls->sched->loop->start(*op, w.expires) : -sock::ERR_CLOSED;
+      if (rc == 0) return;  // keep waiting, same deadline; nothing was consumed
       c.out = {St::error, 0, 0, -rc};
     }
   }
-  lua_State* co = w.thread;
-  w.thread = nullptr;
-  sched_complete_wait(ls->sched, co, push_completion, &c);
+  w.armed = false;
+  sched_complete_wait(ls->sched, &w.head, push_completion, &c);
+}
+
+// A wait that could not start (the deadline has passed, say).
+int push_wait_failure(lua_State* co, LuaWait& w) {
+  return push_outcome(co, w.socket, w.req, Outcome{St::error, 0, 0, (int)-w.op.result});
 }
 
 // The common body: serve from the buffer and the socket, wait if need be.
-int run(lua_State* L, LuaSocket* ls, const Req& r, double expires) {
+int run(lua_State* L, LuaSocket* ls, const Req& r, double expires, const char* fname) {
   if (!ls->s.is_open()) return sock_lua_fail(L, sock::ERR_CLOSED);
   LuaWait& w = ls->rd;
-  if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);
+  if (sock_lua_busy(w)) return sock_lua_fail(L, sock::ERR_BUSY);
   Outcome o = advance(ls, r);
   if (o.st != St::wait) return push_outcome(L, ls, r, o);
-
-  Scheduler* S = ls->sched;
-  sock::Loop& loop = sched_loop(L, S);
-  w.op.kind = sock::OpKind::readable;
-  w.op.handle = &ls->s.io;
-  w.op.result = 0;
-  w.op.eof = false;
-  w.op.cancel_code = 0;
-  w.op.flags = r.mode;
-  w.op.done = r.limit;
-  w.op.buf = const_cast<char*>(r.delim);
-  w.op.len = r.dlen;
-  w.op.deadline.when = expires;  // read back by bufread_ready when it re-arms
-  w.socket = ls;
-  int rc = loop.start(w.op, expires);
-  if (rc < 0) return push_outcome(L, ls, r, Outcome{St::error, 0, 0, -rc});
-  w.thread = S->current;
-  w.op.owner = &w;
-  w.op.on_complete = bufread_ready;
-  return sched_wait(L, S);
+  sock_lua_prepare(w, ls, sock::OpKind::readable, nullptr, 0, 0, expires, push_wait_failure);
+  w.req = r;
+  return sock_lua_wait_op(L, ls, w, bufread_ready, fname);
 }
 
 // --- arguments ---------------------------------------------------------------
@@ -287,7 +269,7 @@ int l_read(lua_State* L) {
   LuaSocket* ls = io_socket(L, "read");
   Req r{kRead, opt_size(L, 2, "read", "max", 1, SIZE_MAX), nullptr, 0};
   double expires = sock_lua_optexpires(L, 3, "read");
-  return run(L, ls, r, expires);
+  return run(L, ls, r, expires, "read");
 }
 
 // s:readn(n, [expires]) -> s | nil, err[, partial]
@@ -298,7 +280,7 @@ int l_readn(lua_State* L) {
   Req r{kReadN, opt_size(L, 2, "readn", "n", 0, 0), nullptr, 0};
   if (r.limit == SIZE_MAX) luaL_error(L, "bad argument #2 to 'readn' (n must be finite)");
   double expires = sock_lua_optexpires(L, 3, "readn");
-  return run(L, ls, r, expires);
+  return run(L, ls, r, expires, "readn");
 }
 
 // s:readline([expires]) -> line | nil, err[, partial]
@@ -306,7 +288,7 @@ int l_readline(lua_State* L) {
   LuaSocket* ls = io_socket(L, "readline");
   double expires = sock_lua_optexpires(L, 2, "readline");
   Req r{kLine, maxline(L, ls), nullptr, 0};
-  return run(L, ls, r, expires);
+  return run(L, ls, r, expires, "readline");
 }
 
 // s:readuntil(delim, [max], [expires]) -> s | nil, err[, partial]
@@ -320,7 +302,7 @@ int l_readuntil(lua_State* L) {
   size_t max = lua_isnoneornil(L, 3) ? maxline(L, ls) : opt_size(L, 3, "readuntil", "max", 0, 0);
   double expires = sock_lua_optexpires(L, 4, "readuntil");
   Req r{kUntil, max, delim, dlen};
-  return run(L, ls, r, expires);
+  return run(L, ls, r, expires, "readuntil");
 }
 
 // s:setmaxline([n]) -> previous: the longest line readline returns, and the

@@ -43,6 +43,7 @@ struct DnsState {
 };
 
 struct Lookup {
+  WaitHead head;  // first: a lookup is a wait record
   DnsState* dns = nullptr;
   const char* fname = "addr";  // for error messages (a static string)
   std::string host, service;
@@ -51,7 +52,8 @@ struct Lookup {
   bool started = false;
   sock::ResolveJob* job = nullptr;          // submitted, not finished
   std::unique_ptr<sock::ResolveJob> done;   // finished, results not yet pushed
-  lua_State* thread = nullptr;              // the waiting thread
+  bool armed = false;                       // a thread waits for it
+  double expires = -1;
   sock::Timer deadline;
 };
 
@@ -115,14 +117,12 @@ void dns_ready(sock::Operation* op);
 // Keep the readable op armed while lookups are pending. False if it cannot be.
 bool arm(DnsState* d) {
   if (d->op.pending) return true;
-  Scheduler* S = d->sched;
-  if (!S->loop) return false;
-  d->op.kind = sock::OpKind::readable;
-  d->op.handle = &d->io;
+  sock::Loop* loop = sched_loop_here(d->sched);
+  if (!loop) return false;
+  d->op.prepare(sock::OpKind::readable, &d->io);
   d->op.owner = d;
   d->op.on_complete = dns_ready;
-  d->op.result = 0;
-  return S->loop->start(d->op, -1) == 0;
+  return loop->start(d->op, -1) == 0;
 }
 
 void dns_ready(sock::Operation* op) {
@@ -139,9 +139,8 @@ void dns_ready(sock::Operation* op) {
     lk->job = nullptr;
     lk->done = std::move(job);
     if (S->loop) S->loop->remove_timer(lk->deadline);
-    lua_State* co = lk->thread;
-    lk->thread = nullptr;
-    sched_complete_wait(S, co, push_lookup_result, lk);
+    lk->armed = false;
+    sched_complete_wait(S, &lk->head, push_lookup_result, lk);
   }
   if (d->resolver->finished() > 0) d->resolver->signal();  // left for the next turn
   if (d->resolver->pending() > 0) arm(d);  // (it cannot fail: the fd is registered)
@@ -152,9 +151,9 @@ void lookup_timed_out(sock::Timer* t) {
   DnsState* d = lk->dns;
   if (d->resolver) d->resolver->cancel(lk->job);
   lk->job = nullptr;
-  lua_State* co = lk->thread;
-  lk->thread = nullptr;
-  if (co) sched_complete_wait(d->sched, co, push_timeout, nullptr);
+  bool was_armed = lk->armed;
+  lk->armed = false;
+  if (was_armed) sched_complete_wait(d->sched, &lk->head, push_timeout, nullptr);
 }
 
 // A fork's child: the resolver's worker threads stayed in the parent, and its
@@ -166,6 +165,10 @@ void drop_parent_resolver(DnsState* d) {
   ::close(d->resolver->fd());
   d->resolver = nullptr;
   d->io = sock::IoHandle{};
+  // The readable op on the parent's eventfd belonged to the parent's loop
+  // (it may still look pending there: a lookup had timed out, say); ours
+  // starts afresh, or it would never be armed here.
+  d->op = sock::Operation{};
 }
 
 bool ensure_resolver(DnsState* d) {
@@ -194,19 +197,13 @@ Lookup* check_lookup(lua_State* L, int idx) {
   return lk;
 }
 
-// sock._lookup(req, [expires]) -> ai | nil, err
-int l_lookup(lua_State* L) {
-  Lookup* lk = check_lookup(L, 1);
-  double expires = sock_lua_optexpires(L, 2, lk->fname);
-  if (lk->started) luaL_error(L, "%s: this lookup request was already used", lk->fname);
-  lk->started = true;
+// WaitKind of lookups: the thread has yielded; hand the lookup to the
+// resolver's workers, or resolve it here when none can be had.
+int lookup_arm(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
+  Lookup* lk = static_cast<Lookup*>(h->self);
   DnsState* d = lk->dns;
-  Scheduler* S = d->sched;
-  if (!can_wait(L, S)) return resolve_now(L, lk);
-  sock::Loop& loop = sched_loop(L, S);
-  if (expires >= 0 && expires <= sock::monotonic_now()) return sock_lua_fail(L, ETIMEDOUT);
-  if (!ensure_resolver(d)) return resolve_now(L, lk);
-
+  sock::Loop* loop = sched_loop_here(S);
+  if (!loop || !ensure_resolver(d)) return resolve_now(co, lk);
   sock::ResolveJob* raw = nullptr;
   {
     std::unique_ptr<sock::ResolveJob> job(new (std::nothrow) sock::ResolveJob());
@@ -224,19 +221,46 @@ int l_lookup(lua_State* L) {
       if (d->resolver->submit(job) < 0) raw = nullptr;  // `job` still owns it and frees it
     }
   }
-  if (!raw) return resolve_now(L, lk);
+  if (!raw) return resolve_now(co, lk);
   if (!arm(d)) {
     d->resolver->cancel(raw);
-    return resolve_now(L, lk);
+    return resolve_now(co, lk);
   }
   lk->job = raw;
-  if (expires >= 0) {
+  if (lk->expires >= 0) {
     lk->deadline.owner = lk;
     lk->deadline.on_fire = lookup_timed_out;
-    loop.add_timer(lk->deadline, expires);
+    loop->add_timer(lk->deadline, lk->expires);
   }
-  lk->thread = S->current;
-  return sched_wait(L, S);
+  lk->armed = true;
+  sched_armed(S, L, co, h);
+  return -1;
+}
+
+void lookup_withdraw(Scheduler* S, lua_State*, WaitHead* h) {
+  Lookup* lk = static_cast<Lookup*>(h->self);
+  lk->armed = false;
+  if (S->loop) S->loop->remove_timer(lk->deadline);
+  if (lk->dns->resolver && lk->job) lk->dns->resolver->cancel(lk->job);
+  lk->job = nullptr;
+}
+
+const WaitKind lookup_kind = {lookup_arm, lookup_withdraw};
+
+// sock._lookup(req, [expires]) -> ai | nil, err
+int l_lookup(lua_State* L) {
+  Lookup* lk = check_lookup(L, 1);
+  double expires = sock_lua_optexpires(L, 2, lk->fname);
+  if (lk->started) luaL_error(L, "%s: this lookup request was already used", lk->fname);
+  lk->started = true;
+  DnsState* d = lk->dns;
+  Scheduler* S = d->sched;
+  if (!can_wait(L, S)) return resolve_now(L, lk);
+  sched_loop(L, S);  // (made here, where it may raise, rather than when arming)
+  if (expires >= 0 && expires <= sock::monotonic_now()) return sock_lua_fail(L, ETIMEDOUT);
+  lk->expires = expires;
+  lua_settop(L, 1);  // the request: all the wait keeps
+  return sched_wait(L, S, &lk->head, &lookup_kind, lk, lk->fname);
 }
 
 int l_lookup_gc(lua_State* L) {

@@ -45,7 +45,6 @@ std::atomic<bool> force_copy{false};  // test hook: sock._sendfile_force_copy(tr
 
 struct Job {
   LuaSocket* ls = nullptr;
-  lua_State* thread = nullptr;
   int fd = -1;               // ours: opened or dup'ed
   bool positional = false;   // read at `offset` (else at the fd's own position, advancing it)
   long long offset = 0;      // the next byte to read from the file, when positional
@@ -184,7 +183,8 @@ int push_completion(lua_State* co, void* ctx) {
 }
 
 void sendfile_ready(sock::Operation* op) {
-  Job* job = static_cast<Job*>(op->owner);
+  LuaWait& w = *static_cast<LuaWait*>(op->owner);
+  Job* job = static_cast<Job*>(w.job);
   LuaSocket* ls = job->ls;
   Completion c{job, {St::error}};
   if (op->result < 0) {
@@ -192,15 +192,18 @@ void sendfile_ready(sock::Operation* op) {
   } else {
     c.out = advance(job);
     if (c.out.st == St::wait) {
-      double expires = op->deadline.when;  // as the first wait set it
-      int rc = ls->sched->loop ? ls->sched->loop->start(*op, expires) : -sock::ERR_CLOSED;
-      if (rc == 0) return;
+      int rc = ls->sched->loop ? ls->sched->loop->start(*op, w.expires) : -sock::ERR_CLOSED;
+      if (rc == 0) return;  // keep waiting, same deadline
       c.out = {St::error, -rc};
     }
   }
-  lua_State* co = job->thread;
-  job->thread = nullptr;
-  sched_complete_wait(ls->sched, co, push_completion, &c);
+  w.armed = false;
+  sched_complete_wait(ls->sched, &w.head, push_completion, &c);
+}
+
+// A wait that could not start (the deadline has passed, say).
+int push_wait_failure(lua_State* co, LuaWait& w) {
+  return push_outcome(co, static_cast<Job*>(w.job), Outcome{St::error, (int)-w.op.result});
 }
 
 int l_job_gc(lua_State* L) {
@@ -258,7 +261,7 @@ int l_sendfile(lua_State* L) {
   double expires = sock_lua_optexpires(L, 5, "sendfile");
   lua_settop(L, 5);
   sched_check_thread(L, ls->sched, "sendfile");
-  if (!ls->s.is_open() || ls->wr.op.pending) {
+  if (!ls->s.is_open() || sock_lua_busy(ls->wr)) {
     sock_lua_fail(L, ls->s.is_open() ? sock::ERR_BUSY : sock::ERR_CLOSED);
     sock_pushinteger(L, 0);
     return 3;
@@ -296,20 +299,10 @@ int l_sendfile(lua_State* L) {
   Outcome o = advance(job);
   if (o.st != St::wait) return push_outcome(L, job, o);
 
-  Scheduler* S = ls->sched;
-  sock::Loop& loop = sched_loop(L, S);
-  sock::Operation& op = ls->wr.op;
-  op.kind = sock::OpKind::writable;
-  op.handle = &ls->s.io;
-  op.result = 0;
-  op.cancel_code = 0;
-  op.deadline.when = expires;  // read back by sendfile_ready when it re-arms
-  int rc = loop.start(op, expires);
-  if (rc < 0) return push_outcome(L, job, Outcome{St::error, -rc});
-  job->thread = S->current;
-  op.owner = job;
-  op.on_complete = sendfile_ready;
-  return sched_wait(L, S);  // the job is on the stack: it lives while we wait
+  LuaWait& w = ls->wr;
+  sock_lua_prepare(w, ls, sock::OpKind::writable, nullptr, 0, 0, expires, push_wait_failure);
+  w.job = job;  // on the stack, which the wait keeps: it lives while we wait
+  return sock_lua_wait_op(L, ls, w, sendfile_ready, "sendfile");
 }
 
 int l_force_copy(lua_State* L) {

@@ -65,10 +65,10 @@ static int opt_flags(lua_State* L, int idx, const char* fname) {
 // completion backend, a stream recv right after a short one would almost
 // surely find nothing, so it goes to the kernel directly. A deadline already
 // past still gets its one try.
-static bool should_try_first(Scheduler* S, const LuaWait& w, double expires) {
+static bool should_try_first(Scheduler* S, const LuaWait& w) {
   if (w.op.kind != sock::OpKind::recv || !w.last_short || !S->loop || !S->loop->poller().completes_ops())
     return true;
-  return expires >= 0 && expires <= sock::monotonic_now();
+  return w.expires >= 0 && w.expires <= sock::monotonic_now();
 }
 
 static void note_recv_length(LuaWait& w) {
@@ -82,35 +82,62 @@ static int push_wait_results(lua_State* co, void* ctx) {
 
 static void wait_completed(sock::Operation* op) {
   LuaWait& w = *static_cast<LuaWait*>(op->owner);
-  lua_State* co = w.thread;
-  w.thread = nullptr;
+  w.armed = false;
   note_recv_length(w);
-  sched_complete_wait(w.socket->sched, co, push_wait_results, &w);
+  sched_complete_wait(w.head.sched, &w.head, push_wait_results, &w);
 }
 
-int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, double expires, PushResults push_results) {
-  if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);
-  w.op.handle = &ls->s.io;
-  w.socket = ls;
-  w.op.result = 0;
-  w.op.eof = false;
-  w.op.cancel_code = 0;
-  Scheduler* S = ls->sched;
-  sock::Loop& loop = sched_loop(L, S);
-  if (should_try_first(S, w, expires) && loop.try_op(w.op)) {
-    note_recv_length(w);
-    return push_results(L, w);
+// WaitKind of socket ops: the thread has yielded, start the op in the loop.
+static int op_arm(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
+  LuaWait& w = *static_cast<LuaWait*>(h->self);
+  sock::Loop* loop = sched_loop_here(S);
+  int rc = loop ? loop->start(w.op, w.expires) : -sock::ERR_CLOSED;
+  if (rc == 0) {
+    w.armed = true;
+    sched_armed(S, L, co, h);
+    return -1;
   }
-  int rc = loop.start(w.op, expires);
-  if (rc != 0) {
-    if (rc < 0) w.op.result = rc;  // -ETIMEDOUT for a deadline already past, or why it cannot wait
-    return push_results(L, w);     // (rc 1: the backend finished it at once)
-  }
-  w.thread = S->current;
-  w.push_results = push_results;
+  if (rc < 0) w.op.result = rc;  // -ETIMEDOUT for a deadline already past, or why it cannot wait
+  note_recv_length(w);           // (rc 1: the backend finished it at once)
+  return w.push_results(co, w);
+}
+
+static void op_withdraw(Scheduler* S, lua_State*, WaitHead* h) {
+  LuaWait& w = *static_cast<LuaWait*>(h->self);
+  if (w.op.pending && S->loop) S->loop->cancel(w.op, ECANCELED);
+}
+
+static const WaitKind op_kind = {op_arm, op_withdraw};
+
+void sock_lua_prepare(LuaWait& w, LuaSocket* ls, sock::OpKind kind, char* buf, size_t len, int flags,
+                      double expires, PushResults push_results, sockaddr_storage* addr, socklen_t addrlen) {
+  w.op.prepare(kind, &ls->s.io, buf, len, flags, addr, addrlen);
   w.op.owner = &w;
   w.op.on_complete = wait_completed;
-  return sched_wait(L, S);
+  w.socket = ls;
+  w.expires = expires;
+  w.push_results = push_results;
+  w.base = 0;
+  w.req = ReadRequest{};
+  w.job = nullptr;
+}
+
+int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, const char* fname) {
+  Scheduler* S = ls->sched;
+  sock::Loop& loop = sched_loop(L, S);
+  if (should_try_first(S, w) && loop.try_op(w.op)) {
+    note_recv_length(w);
+    return w.push_results(L, w);
+  }
+  return sched_wait(L, S, &w.head, &op_kind, &w, fname);
+}
+
+int sock_lua_wait_op(lua_State* L, LuaSocket* ls, LuaWait& w, void (*on_complete)(sock::Operation*),
+                     const char* fname) {
+  Scheduler* S = ls->sched;
+  sched_loop(L, S);  // (made here, where it may raise, rather than when arming)
+  w.op.on_complete = on_complete;
+  return sched_wait(L, S, &w.head, &op_kind, &w, fname);
 }
 
 static LuaSocket* new_socket(lua_State* L, Scheduler* S) {
@@ -398,22 +425,22 @@ static int l_connect(lua_State* L) {
   while (ai && ai->ai_family != ls->s.family) ai = ai->ai_next;
   if (!ai) return sock_lua_fail(L, EAFNOSUPPORT);
   LuaWait& w = ls->wr;
-  if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
-  w.op.kind = sock::OpKind::connect;
+  if (sock_lua_busy(w)) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
   Scheduler* S = ls->sched;
   if (sched_loop(L, S).poller().completes_ops() && ai->ai_addrlen <= sizeof(sockaddr_storage)) {
     // The kernel connects and reports the outcome. The address must stay put
     // until the request is submitted: inet ones go in the peer slot, which
-    // only accepted sockets use otherwise.
-    if (ai->ai_addrlen <= sizeof ls->peer) {
-      std::memcpy(&ls->peer, ai->ai_addr, ai->ai_addrlen);
-      w.op.addr = reinterpret_cast<sockaddr_storage*>(&ls->peer);
-    } else {
-      w.op.addr = &addresses(ls).wr;
-      std::memcpy(w.op.addr, ai->ai_addr, ai->ai_addrlen);
-    }
-    w.op.addrlen = (socklen_t)ai->ai_addrlen;
-    return sock_lua_run_op(L, ls, w, expires, push_true_or_fail);
+    // only accepted sockets use otherwise (and while an accepted socket's
+    // address fields are still pending there, in the address block).
+    sockaddr_storage* dest;
+    if (ai->ai_addrlen <= sizeof ls->peer && !ls->fields_pending)
+      dest = reinterpret_cast<sockaddr_storage*>(&ls->peer);
+    else
+      dest = &addresses(ls).wr;
+    std::memcpy(dest, ai->ai_addr, ai->ai_addrlen);
+    sock_lua_prepare(w, ls, sock::OpKind::connect, nullptr, 0, 0, expires, push_true_or_fail, dest,
+                     (socklen_t)ai->ai_addrlen);
+    return sock_lua_run_op(L, ls, w, "connect");
   }
   int rc = ls->s.connect(ai->ai_addr, ai->ai_addrlen);
   if (rc == 0) {
@@ -421,8 +448,9 @@ static int l_connect(lua_State* L) {
     return 1;
   }
   if (rc != -EINPROGRESS && rc != -EAGAIN) return sock_lua_fail(L, -rc);
-  w.op.addr = nullptr;  // a connect() in progress: wait for its outcome
-  return sock_lua_run_op(L, ls, w, expires, push_true_or_fail);
+  // A connect() in progress: wait for its outcome (no address: nothing to connect to again).
+  sock_lua_prepare(w, ls, sock::OpKind::connect, nullptr, 0, 0, expires, push_true_or_fail);
+  return sock_lua_run_op(L, ls, w, "connect");
 }
 
 // tcp:shutdown('r'|'w'|'rw') -> true | nil, err
@@ -538,10 +566,9 @@ static int l_accept(lua_State* L) {
   double expires = sock_lua_optexpires(L, 2, "accept");
   CHECK_OPEN(L, ls);
   LuaWait& w = ls->rd;
-  if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
-  w.op.kind = sock::OpKind::accept;
-  w.op.addr = &addresses(ls).rd;
-  return sock_lua_run_op(L, ls, w, expires, push_accepted);
+  if (sock_lua_busy(w)) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
+  sock_lua_prepare(w, ls, sock::OpKind::accept, nullptr, 0, 0, expires, push_accepted, &addresses(ls).rd);
+  return sock_lua_run_op(L, ls, w, "accept");
 }
 
 // --- send --------------------------------------------------------------------
@@ -594,21 +621,17 @@ static int l_send(lua_State* L) {
     return sock_lua_fail(L, sock::ERR_CLOSED);
   }
   LuaWait& w = ls->wr;
-  if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
-  w.op.buf = p;
-  w.op.len = len;
-  w.op.flags = flags;
-  w.op.done = 0;
+  if (sock_lua_busy(w)) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
   if (ls->s.type == SOCK_STREAM) {
     if (len == 0) {  // a no-op that never reaches the OS
       lua_pushboolean(L, 1);
       return 1;
     }
-    w.op.kind = sock::OpKind::send_all;
-    return sock_lua_run_op(L, ls, w, expires, push_sent_tcp);
+    sock_lua_prepare(w, ls, sock::OpKind::send_all, p, len, flags, expires, push_sent_tcp);
+    return sock_lua_run_op(L, ls, w, "send");
   }
-  w.op.kind = sock::OpKind::send;
-  return sock_lua_run_op(L, ls, w, expires, push_count);
+  sock_lua_prepare(w, ls, sock::OpKind::send, p, len, flags, expires, push_count);
+  return sock_lua_run_op(L, ls, w, "send");
 }
 
 // udp:sendto(host, port, s|buf, [len], [expires], [flags], [af]) -> len | nil, err
@@ -626,15 +649,11 @@ static int l_sendto(lua_State* L) {
   if (!ai) return sock_lua_fail(L, EAFNOSUPPORT);
   if (ai->ai_addrlen > sizeof(sockaddr_storage)) return sock_lua_fail(L, EINVAL);
   LuaWait& w = ls->wr;
-  if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);
+  if (sock_lua_busy(w)) return sock_lua_fail(L, sock::ERR_BUSY);
   std::memcpy(&addresses(ls).wr, ai->ai_addr, ai->ai_addrlen);
-  w.op.kind = sock::OpKind::sendto;
-  w.op.buf = p;
-  w.op.len = len;
-  w.op.flags = flags;
-  w.op.addr = &ls->addrs->wr;
-  w.op.addrlen = ai->ai_addrlen;
-  return sock_lua_run_op(L, ls, w, expires, push_count);
+  sock_lua_prepare(w, ls, sock::OpKind::sendto, p, len, flags, expires, push_count, &ls->addrs->wr,
+                   (socklen_t)ai->ai_addrlen);
+  return sock_lua_run_op(L, ls, w, "sendto");
 }
 
 // --- recv --------------------------------------------------------------------
@@ -678,26 +697,24 @@ static int l_recv(lua_State* L) {
   if (maxlen == 0) luaL_error(L, "bad argument #3 to 'recv' (length must be greater than 0)");
   CHECK_OPEN(L, ls);
   // A second reader gets busy, before it can take bytes buffered for the first.
-  if (ls->rd.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);
+  if (sock_lua_busy(ls->rd)) return sock_lua_fail(L, sock::ERR_BUSY);
   if (size_t n = drain_pending(ls, p, maxlen)) {
     sock_pushinteger(L, (long long)n);
     return 1;
   }
   LuaWait& w = ls->rd;
-  w.op.kind = sock::OpKind::recv;
-  w.op.buf = p;
-  w.op.len = maxlen;
-  w.op.flags = flags;
-  return sock_lua_run_op(L, ls, w, expires, push_count);
+  sock_lua_prepare(w, ls, sock::OpKind::recv, p, maxlen, flags, expires, push_count);
+  return sock_lua_run_op(L, ls, w, "recv");
 }
 
 static int push_recvn(lua_State* co, LuaWait& w) {
+  long long got = (long long)(w.base + w.op.done);  // from the read-ahead buffer, then the op
   if (w.op.result < 0 || w.op.eof) {
     sock_lua_fail(co, w.op.result < 0 ? (int)-w.op.result : sock::ERR_EOF);
-    sock_pushinteger(co, (long long)w.op.done);
+    sock_pushinteger(co, got);
     return 3;
   }
-  sock_pushinteger(co, (long long)w.op.done);
+  sock_pushinteger(co, got);
   return 1;
 }
 
@@ -713,19 +730,16 @@ static int l_recvn(lua_State* L) {
     lua_pushinteger(L, 0);
     return 3;
   }
-  if (ls->rd.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);  // before draining or touching the op
+  if (sock_lua_busy(ls->rd)) return sock_lua_fail(L, sock::ERR_BUSY);  // before draining or touching the op
   size_t got = drain_pending(ls, p, len);
   if (got == len) {
     sock_pushinteger(L, (long long)len);
     return 1;
   }
   LuaWait& w = ls->rd;
-  w.op.kind = sock::OpKind::recv_all;
-  w.op.buf = p;
-  w.op.len = len;
-  w.op.flags = 0;
-  w.op.done = got;
-  return sock_lua_run_op(L, ls, w, expires, push_recvn);
+  sock_lua_prepare(w, ls, sock::OpKind::recv_all, p + got, len - got, 0, expires, push_recvn);
+  w.base = got;
+  return sock_lua_run_op(L, ls, w, "recvn");
 }
 
 static int push_recvnext(lua_State* co, LuaWait& w) {
@@ -744,13 +758,9 @@ static int l_recvnext(lua_State* L) {
   int flags = opt_flags(L, 5, "recvnext");
   CHECK_OPEN(L, ls);
   LuaWait& w = ls->rd;
-  if (w.op.pending) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
-  w.op.kind = sock::OpKind::recvfrom;
-  w.op.buf = p;
-  w.op.len = maxlen;
-  w.op.flags = flags;
-  w.op.addr = &addresses(ls).rd;
-  return sock_lua_run_op(L, ls, w, expires, push_recvnext);
+  if (sock_lua_busy(w)) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
+  sock_lua_prepare(w, ls, sock::OpKind::recvfrom, p, maxlen, flags, expires, push_recvnext, &addresses(ls).rd);
+  return sock_lua_run_op(L, ls, w, "recvnext");
 }
 
 // --- fields: accepted sockets' addresses, and whatever Lua code stores -------

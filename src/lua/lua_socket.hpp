@@ -13,14 +13,36 @@
 struct LuaWait;
 using PushResults = int (*)(lua_State* co, LuaWait& w);
 
-// Binds an operation to the sock thread waiting for it.
+// A buffered read's request (see lua_bufread.cpp).
+struct ReadRequest {
+  int mode = 0;
+  size_t limit = 0;             // read: max; readn: n; readline/readuntil: max
+  const char* delim = nullptr;  // readuntil (a Lua string the waiting call keeps alive)
+  size_t dlen = 0;
+};
+
+// Binds an operation to the sock thread waiting for it. Everything below
+// `last_short` describes one call and is set by sock_lua_prepare, never
+// left over from the call before.
 struct LuaWait {
+  WaitHead head;  // first: this is a wait record (see scheduler.hpp)
   sock::Operation op;
   struct LuaSocket* socket = nullptr;  // the socket this record belongs to
-  lua_State* thread = nullptr;   // the waiting thread, while it waits
-  bool last_short = false;       // the last recv returned less than asked
+  // From arming until the completion callback has run (op.pending alone ends
+  // earlier, when the loop queues the callback): no other call may use the
+  // record meanwhile.
+  bool armed = false;
+  bool last_short = false;       // the last recv returned less than asked (a hint kept across calls on purpose)
+  // This call:
+  double expires = -1;           // the deadline, kept for ops that re-arm (buffered reads, sendfile)
   PushResults push_results = nullptr;
+  size_t base = 0;               // recvn: bytes taken from the read-ahead buffer before the op
+  ReadRequest req;               // buffered reads
+  void* job = nullptr;           // sendfile: its transfer state
 };
+
+// Whether a call may use the record now.
+inline bool sock_lua_busy(const LuaWait& w) { return w.armed || w.op.pending; }
 
 // Address buffers the kernel fills or reads while an op waits. Only
 // listeners and datagram sockets need them, so they are made on first use
@@ -57,9 +79,23 @@ extern const char* const SOCK_SOCKET;
 
 LuaSocket* sock_lua_checksocket(lua_State* L, int idx, const char* fname);
 
-// Run `w`'s op: try it now, else wait (yielding the thread) until it
-// finishes or `expires` passes. Returns what push_results pushes.
-int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, double expires, PushResults push_results);
+// The one place a call sets up its wait record: every input of the op and
+// of the record for this call, everything an earlier call left cleared. The
+// caller has checked sock_lua_busy first.
+void sock_lua_prepare(LuaWait& w, LuaSocket* ls, sock::OpKind kind, char* buf, size_t len, int flags,
+                      double expires, PushResults push_results, sockaddr_storage* addr = nullptr,
+                      socklen_t addrlen = 0);
+
+// Run the prepared op: try it now, else wait (yielding the thread) until it
+// finishes or its deadline passes. Returns what its push_results pushes.
+int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, const char* fname);
+
+// Wait (yielding the thread) for the prepared op without trying it first,
+// with `on_complete` as its completion: for calls that drive their own
+// syscalls and only need the loop to say when to go on (buffered reads,
+// sendfile). push_results reports a wait that could not start.
+int sock_lua_wait_op(lua_State* L, LuaSocket* ls, LuaWait& w, void (*on_complete)(sock::Operation*),
+                     const char* fname);
 
 // An optional `expires` argument: < 0 when absent.
 double sock_lua_optexpires(lua_State* L, int idx, const char* fname);

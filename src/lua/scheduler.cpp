@@ -24,34 +24,46 @@ static void push_thread(lua_State* L, lua_State* co) {
   }
 }
 
-static void set_waiting(Scheduler* S, lua_State* L, lua_State* co, bool waiting) {
+bool sched_in_wait(lua_State* co, const WaitHead* h) {
+  // A thread suspended by sched_wait has exactly what it yielded on its
+  // stack: the marker, then its wait head. Anything else (running, dead,
+  // suspended elsewhere after someone else resumed it) is not in that wait.
+  if (lua_status(co) != LUA_YIELD || lua_gettop(co) < 2) return false;
+  if (lua_touserdata(co, 1) != &sock_wait_marker) return false;
+  return !h || lua_touserdata(co, 2) == h;
+}
+
+void sched_armed(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
+  lua_checkstack(L, 3);
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
+  lua_pushlightuserdata(L, h);
   push_thread(L, co);
-  if (waiting)
-    lua_pushboolean(L, 1);
-  else
-    lua_pushnil(L);
   lua_rawset(L, -3);
   lua_pop(L, 1);
+  S->waiting++;
 }
 
-bool sched_is_waiting(Scheduler* S, lua_State* L, lua_State* co) {
+lua_State* sched_unwait(Scheduler* S, lua_State* L, WaitHead* h) {
+  lua_checkstack(L, 4);
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
-  push_thread(L, co);
+  lua_pushlightuserdata(L, h);
   lua_rawget(L, -2);
-  bool waiting = lua_toboolean(L, -1);
-  lua_pop(L, 2);
-  return waiting;
+  lua_State* co = lua_tothread(L, -1);
+  if (co) {
+    lua_pushlightuserdata(L, h);
+    lua_pushnil(L);
+    lua_rawset(L, -4);
+    S->waiting--;
+  }
+  lua_remove(L, -2);  // the table; the thread (or nil) stays on top
+  return co;
 }
 
-void sched_unwait(Scheduler* S, lua_State* co) {
-  // Drop what the wait kept on the thread's stack (see sched_wait) so that
-  // only the values about to be pushed are the waiting call's results.
-  lua_settop(co, 0);
-  lua_checkstack(co, 4);
-  set_waiting(S, co, co, false);
-  lua_settop(co, 0);
-  S->waiting--;
+// Replace the `kept` values at the bottom of co's stack (what its wait
+// yielded, which kept the socket, buffer or job alive) by the results pushed
+// above them, now that the results no longer need them.
+static void drop_kept(lua_State* co, int kept) {
+  for (int i = 0; i < kept; i++) lua_remove(co, 1);
 }
 
 // A child of fork() shares the parent's epoll instance or ring: it must
@@ -107,16 +119,69 @@ void sched_check_thread(lua_State* L, Scheduler* S, const char* fname) {
   if (!nested) luaL_error(L, "%s: cannot wait inside a plain coroutine; use sock.cowrap or sock.newthread", fname);
 }
 
-int sched_wait(lua_State* L, Scheduler* S) {
-  set_waiting(S, L, S->current, true);
-  S->waiting++;
-  // Yield the marker followed by every argument of the waiting call: the
-  // driver leaves them on the thread's stack until the wait ends, which keeps
-  // the socket, the buffer or the sleep job alive meanwhile. (LuaJIT
-  // overwrites a yielding C function's arguments, so they would not be.)
+#if LUA_VERSION_NUM >= 503
+// A waiting call's continuation: it runs whenever the thread is resumed.
+// The loop marks the wait it resumes; any other resume (coroutine.resume on
+// a thread waiting in sock) is refused, and the wait withdrawn, rather than
+// letting the call return whatever the resumer passed.
+static int wait_resumed(lua_State* L, int, lua_KContext ctx) {
+  WaitHead* h = reinterpret_cast<WaitHead*>(ctx);
+  Scheduler* S = h->sched;
+  if (S->resumed_wait == h) {
+    S->resumed_wait = nullptr;
+    return lua_gettop(L);  // the results the loop pushed
+  }
+  if (sched_unwait(S, L, h)) {
+    lua_pop(L, 1);
+    h->kind->withdraw(S, L, h);
+  }
+  return luaL_error(L, "%s: this thread was resumed from outside the sock loop while it waited "
+                       "(coroutine.resume on a sock thread?); the wait was withdrawn", h->fname);
+}
+#endif
+
+static bool can_yield(lua_State* L) {
+#if LUA_VERSION_NUM >= 503 || defined(LUAJIT_VERSION)
+  return lua_isyieldable(L);
+#else
+  (void)L;
+  return true;  // 5.1/5.2 cannot tell; lua_yield raises, with nothing armed
+#endif
+}
+
+int sched_wait(lua_State* L, Scheduler* S, WaitHead* h, const WaitKind* kind, void* self, const char* fname) {
+  if (!can_yield(L))
+    luaL_error(L, "%s: cannot wait here: the call is inside a C function or a plain pcall that cannot yield "
+                  "(use sock.pcall, or move the call out of the callback)", fname);
+  h->sched = S;
+  h->kind = kind;
+  h->self = self;
+  h->fname = fname;
+  // Yield the marker and the head, followed by every argument of the
+  // waiting call: the driver leaves them on the thread's stack until the
+  // results are pushed, which keeps the socket, the buffer or the sleep job
+  // alive meanwhile. (LuaJIT overwrites a yielding C function's arguments,
+  // so they would not be.) Nothing is armed before the yield succeeds.
+  lua_checkstack(L, 2);
   lua_pushlightuserdata(L, &sock_wait_marker);
   lua_insert(L, 1);
+  lua_pushlightuserdata(L, h);
+  lua_insert(L, 2);
+#if LUA_VERSION_NUM >= 503
+  return lua_yieldk(L, lua_gettop(L), reinterpret_cast<lua_KContext>(h), wait_resumed);
+#else
   return lua_yield(L, lua_gettop(L));
+#endif
+}
+
+// Mark the wait the loop resumes its thread from (see wait_resumed).
+static void note_resuming(Scheduler* S, const WaitHead* h) {
+#if LUA_VERSION_NUM >= 503
+  S->resumed_wait = h;
+#else
+  (void)S;
+  (void)h;
+#endif
 }
 
 // --- driving threads -------------------------------------------------------
@@ -192,7 +257,17 @@ static int drive(Scheduler* S, lua_State* L, lua_State* co, int nargs, int ancho
     S->current = prev;
     if (status == LUA_YIELD) {
       void* marker = nres > 0 ? lua_touserdata(co, -nres) : nullptr;
-      if (marker == &sock_wait_marker) return 0;  // its values stay, see sched_wait
+      if (marker == &sock_wait_marker && nres >= 2) {
+        // Arm the wait now that the thread has yielded (see sched_wait). Its
+        // values stay on the thread's stack while it waits.
+        WaitHead* h = static_cast<WaitHead*>(lua_touserdata(co, -nres + 1));
+        int n = h->kind->arm(S, L, co, h);
+        if (n < 0) return 0;
+        drop_kept(co, lua_gettop(co) - n);  // finished at once: resume with the results
+        note_resuming(S, h);
+        nargs = n;
+        continue;
+      }
       if (marker == &sock_transfer_marker) {
         lua_State* target = lua_tothread(co, -nres + 1);
         int nv = nres - 2;
@@ -203,7 +278,7 @@ static int drive(Scheduler* S, lua_State* L, lua_State* co, int nargs, int ancho
           return nv;
         }
         bool fresh_or_suspended = target && (lua_status(target) == LUA_YIELD || lua_gettop(target) > 0);
-        if (!fresh_or_suspended || target == co || sched_is_waiting(S, L, target)) {
+        if (!fresh_or_suspended || target == co || sched_in_wait(target)) {
           lua_pop(co, nres);
           lua_pushstring(L, "sock.transfer: the target thread cannot be resumed (it is running, finished, or waiting on I/O)");
           return -1;
@@ -246,24 +321,24 @@ static bool handle_error(Scheduler* S, lua_State* L, lua_State* co) {
   return true;
 }
 
-void sched_complete_wait(Scheduler* S, lua_State* co, int (*push_results)(lua_State* co, void* ctx), void* ctx) {
+void sched_complete_wait(Scheduler* S, WaitHead* h, int (*push_results)(lua_State* co, void* ctx), void* ctx) {
   lua_State* L = S->loop_L;
   int top = lua_gettop(L);
-  // Hold the thread (in the anchor slot) before it leaves the waiting set:
-  // pushing its results may run the collector, and nothing else refers to it
-  // now. The same slot is the key for leaving the set and the driver's anchor.
+  // The thread leaves the waiting set but stays held, on L's stack, which
+  // is also the driver's anchor slot: pushing its results may run the
+  // collector, and nothing else refers to it now.
   lua_checkstack(L, 6);
-  push_thread(L, co);
+  lua_State* co = sched_unwait(S, L, h);
   int anchor = top + 1;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
-  lua_pushvalue(L, anchor);
-  lua_pushnil(L);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-  S->waiting--;
-  lua_settop(co, 0);  // what the wait kept on the thread's stack (see sched_wait)
+  if (!co || !sched_in_wait(co, h)) {  // resumed from outside meanwhile: nobody to give results to
+    lua_settop(L, top);
+    return;
+  }
+  int kept = lua_gettop(co);
   lua_checkstack(co, 8);
   int nresults = push_results ? push_results(co, ctx) : 0;
+  drop_kept(co, kept);  // only now: the kept arguments held what push_results read
+  note_resuming(S, h);
   int n = drive(S, L, co, nresults, anchor);
   if (n < 0 && !handle_error(S, L, co)) {
     // Keep the error on top of loop_L and stop dispatching: sock.poll raises it.
@@ -295,7 +370,7 @@ static int l_newthread(lua_State* L) {
 
 static int resume_common(lua_State* L, Scheduler* S, lua_State* co, int first_arg, const char* fname) {
   if (co == L) luaL_error(L, "%s: a thread cannot resume itself", fname);
-  if (sched_is_waiting(S, L, co)) luaL_error(L, "%s: the thread is waiting on I/O or a timer", fname);
+  if (sched_in_wait(co)) luaL_error(L, "%s: the thread is waiting on I/O or a timer", fname);
   int nargs = lua_gettop(L) - first_arg + 1;
   lua_checkstack(co, nargs + 1);
   lua_xmove(L, co, nargs);
@@ -330,7 +405,7 @@ static int l_transfer(lua_State* L) {
   Scheduler* S = sched_of(L);
   lua_State* co = check_thread(L, 1, "transfer");
   if (!S->current) return resume_common(L, S, co, 2, "transfer");  // from outside any thread
-  if (sched_is_waiting(S, L, co)) luaL_error(L, "transfer: the thread is waiting on I/O or a timer");
+  if (sched_in_wait(co)) luaL_error(L, "transfer: the thread is waiting on I/O or a timer");
   sched_check_thread(L, S, "transfer");
   int n = lua_gettop(L);
   lua_pushlightuserdata(L, &sock_transfer_marker);
@@ -494,19 +569,38 @@ static int l_onerror(lua_State* L) {
 // --- sleep jobs ------------------------------------------------------------
 
 struct SleepJob {
+  WaitHead head;  // first: a sleep is a wait record
   sock::Timer timer;
   Scheduler* sched;
-  lua_State* thread;  // the sleeper, or nullptr
+  double when = 0;     // this sleep's wake-up time, set by the call
+  bool armed = false;  // a thread sleeps on it (from arming until it is woken)
 };
 
 static const char* const SLEEP_JOB = "sock.sleep_job";
 
 static void sleep_fired(sock::Timer* t) {
   SleepJob* job = static_cast<SleepJob*>(t->owner);
-  lua_State* co = job->thread;
-  job->thread = nullptr;
-  sched_complete_wait(job->sched, co, nullptr, nullptr);
+  job->armed = false;
+  sched_complete_wait(job->sched, &job->head, nullptr, nullptr);
 }
+
+static int sleep_arm(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
+  SleepJob* job = static_cast<SleepJob*>(h->self);
+  sock::Loop* loop = sched_loop_here(S);
+  if (!loop) return 0;  // (cannot happen: the call made the loop) wake at once
+  loop->add_timer(job->timer, job->when);
+  job->armed = true;
+  sched_armed(S, L, co, h);
+  return -1;
+}
+
+static void sleep_withdraw(Scheduler* S, lua_State*, WaitHead* h) {
+  SleepJob* job = static_cast<SleepJob*>(h->self);
+  job->armed = false;
+  if (S->loop) S->loop->remove_timer(job->timer);
+}
+
+static const WaitKind sleep_kind = {sleep_arm, sleep_withdraw};
 
 static SleepJob* check_job(lua_State* L, const char* fname) {
   void* p = luaL_testudata(L, 1, SLEEP_JOB);
@@ -535,11 +629,11 @@ static double check_time(lua_State* L, int idx, const char* fname) {
 static int job_sleep_until_at(lua_State* L, SleepJob* job, double when, const char* fname) {
   Scheduler* S = job->sched;
   sched_check_thread(L, S, fname);
-  if (job->thread) luaL_error(L, "%s: this sleep job already has a sleeping thread", fname);
+  if (job->armed) luaL_error(L, "%s: this sleep job already has a sleeping thread", fname);
   if (std::isinf(when) && when > 0) when = 1e300;  // forever: only wakeup() ends it
-  sched_loop(L, S).add_timer(job->timer, when);
-  job->thread = S->current;
-  return sched_wait(L, S);
+  sched_loop(L, S);  // (made here, where it may raise, rather than when arming)
+  job->when = when;
+  return sched_wait(L, S, &job->head, &sleep_kind, job, fname);
 }
 
 static int l_job_sleep_until(lua_State* L) {
@@ -556,17 +650,26 @@ static int l_job_sleep(lua_State* L) {
 static int l_job_wakeup(lua_State* L) {
   SleepJob* job = check_job(L, "wakeup");
   Scheduler* S = job->sched;
-  lua_State* co = job->thread;
-  if (!co) {
+  if (!job->armed) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  job->thread = nullptr;
+  job->armed = false;
   if (S->loop) S->loop->remove_timer(job->timer);
-  push_thread(L, co);
+  lua_State* co = sched_unwait(S, L, &job->head);  // pushes the thread (or nil)
+  if (!co || !sched_in_wait(co, &job->head)) {  // resumed from outside meanwhile
+    lua_settop(L, 0);
+    lua_pushboolean(L, 0);
+    return 1;
+  }
   lua_replace(L, 1);  // the job's slot now holds the thread, keeping it alive
-  sched_unwait(S, co);
-  resume_common(L, S, co, 2, "wakeup");
+  lua_settop(co, 0);  // what the sleep kept (the job, which L's caller holds)
+  int nargs = lua_gettop(L) - 1;
+  lua_checkstack(co, nargs + 1);
+  lua_xmove(L, co, nargs);
+  note_resuming(S, &job->head);
+  int n = sched_drive(S, L, co, nargs);
+  if (n < 0 && !handle_error(S, L, co)) return lua_error(L);
   lua_settop(L, 0);
   lua_pushboolean(L, 1);
   return 1;

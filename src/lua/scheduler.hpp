@@ -2,12 +2,17 @@
 // resumes them. One Scheduler per lua_State, passed to every module function
 // as upvalue 1.
 //
-// A thread that must wait yields with the WAIT marker and is recorded as
-// waiting (which also keeps it from being collected). When the loop finishes
-// its operation it pushes the final results onto the thread's stack and
-// resumes it, so the I/O function appears to return them directly. Yields
-// with the SUSPEND or TRANSFER markers give control to the resumer or to
-// another thread; the driver (drive()) acts on them.
+// A waiting call is made in two steps. The C function checks its arguments,
+// tries its operation, and when it has to wait it yields the WAIT marker and
+// its wait record (sched_wait); nothing is registered yet, so a yield that
+// Lua refuses ("attempt to yield across a C-call boundary") leaves nothing
+// behind. The driver that receives the marker then arms the wait (the
+// record's WaitKind::arm): it starts the op or the timer and anchors the
+// thread under the record. When the loop finishes it, the record's callback
+// calls sched_complete_wait, which pushes the final results onto the
+// thread's stack and resumes it, so the I/O function appears to return them
+// directly. Yields with the SUSPEND or TRANSFER markers give control to the
+// resumer or to another thread; the driver (drive()) acts on them.
 #pragma once
 
 #include <memory>
@@ -15,6 +20,8 @@
 
 #include "lua/compat.hpp"
 #include "sock/loop.hpp"
+
+struct WaitHead;
 
 struct Scheduler {
   std::unique_ptr<sock::Loop> loop;  // made on first use, so sock.backend() can pick first
@@ -26,12 +33,13 @@ struct Scheduler {
   const char* fallback_reason = nullptr;
   lua_State* current = nullptr;  // the sock thread being run by the innermost driver
   lua_State* loop_L = nullptr;   // the state running sock.poll/start
-  int waiting = 0;               // threads blocked on I/O or a timer
+  int waiting = 0;               // armed waits (threads blocked on I/O or a timer)
+  const WaitHead* resumed_wait = nullptr;  // 5.3+: the wait the loop is resuming (see wait_resumed)
   bool running = false;          // inside sock.start
   bool stop_requested = false;
   bool error_pending = false;    // a thread failed inside the loop; its error is on loop_L
   bool closed = false;           // the state is being closed
-  int waiting_ref = LUA_NOREF;   // {thread = true}: waiting threads, anchored
+  int waiting_ref = LUA_NOREF;   // {wait head (light userdata) = thread}: armed waits, their threads anchored
   int nested_ref = LUA_NOREF;    // weak {coroutine = true}: cowrap/pcall coroutines that may do I/O
   int hooks_ref = LUA_NOREF;     // weak {thread = function}: sock.onthreadfinish
   int error_handler_ref = LUA_NOREF;
@@ -39,6 +47,30 @@ struct Scheduler {
   // state, since thread_local storage in a dlopen'ed module breaks
   // LeakSanitizer under LuaJIT).
   std::unique_ptr<char[]> recv_scratch;
+};
+
+struct WaitHead;
+
+// What differs between the kinds of wait (a socket op, a sleep, a lookup).
+struct WaitKind {
+  // Arm the wait for the sock thread `co`, which has just yielded it (L is
+  // the driver's state). Returns -1 when it is armed: the loop will complete
+  // it through sched_complete_wait, and arm has called sched_armed. Else it
+  // finished at once or could not wait: the number of results it pushed
+  // onto co, which is resumed with them straight away.
+  int (*arm)(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h);
+  // Withdraw an armed wait whose thread was resumed from outside the loop.
+  // A completion that still comes finds no thread waiting for it.
+  void (*withdraw)(Scheduler* S, lua_State* L, WaitHead* h);
+};
+
+// The first member of every wait record: what sched_wait yields and what
+// the waiting set is keyed by. Filled by sched_wait.
+struct WaitHead {
+  Scheduler* sched = nullptr;
+  const WaitKind* kind = nullptr;
+  void* self = nullptr;          // the record that contains this head
+  const char* fname = nullptr;   // the waiting function, for messages
 };
 
 // Markers a thread yields as its first value.
@@ -65,20 +97,30 @@ sock::Loop* sched_loop_here(Scheduler* S);
 // Raise unless L runs inside a sock thread (or a coroutine sock made inside one).
 void sched_check_thread(lua_State* L, Scheduler* S, const char* fname);
 
-// Record the current thread as waiting and yield it. Use as
-// `return sched_wait(L, S);` from a C function; the loop later resumes the
-// thread with the results of whatever it waits for. Everything on the C
-// function's stack stays alive until then.
-int sched_wait(lua_State* L, Scheduler* S);
+// Yield the current thread to wait on the record `h` (of kind `kind`).
+// Use as `return sched_wait(L, S, h, kind, self, fname);` from a C function
+// whose own arguments are all that the wait needs kept alive: they stay on
+// the thread's stack until the results are pushed. Raises, with nothing
+// armed, when L cannot yield here.
+int sched_wait(lua_State* L, Scheduler* S, WaitHead* h, const WaitKind* kind, void* self, const char* fname);
 
-// The loop's side of a finished wait: forget that `co` waits, push its
+// Called by WaitKind::arm once the wait is armed: anchors `co` under `h`
+// until the wait completes.
+void sched_armed(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h);
+
+// The loop's side of a finished wait: forget the wait, push the thread's
 // results with push_results(co, ctx) (none if null), and resume it. Errors
-// are kept for sock.poll/start to raise.
-void sched_complete_wait(Scheduler* S, lua_State* co, int (*push_results)(lua_State* co, void* ctx), void* ctx);
+// are kept for sock.poll/start to raise. A thread that is no longer
+// suspended in this wait (it was resumed from outside the loop) is left
+// alone.
+void sched_complete_wait(Scheduler* S, WaitHead* h, int (*push_results)(lua_State* co, void* ctx), void* ctx);
 
-// Leave the waiting set without resuming (the thread is resumed directly).
-void sched_unwait(Scheduler* S, lua_State* co);
-bool sched_is_waiting(Scheduler* S, lua_State* L, lua_State* co);
+// Forget an armed wait without resuming its thread; returns the thread (on
+// top of L's stack, which keeps it alive) or null if none was anchored.
+lua_State* sched_unwait(Scheduler* S, lua_State* L, WaitHead* h);
+
+// Whether co is suspended in a sock wait (any wait, or the one of `h`).
+bool sched_in_wait(lua_State* co, const WaitHead* h = nullptr);
 
 // Run `co` with the `nargs` values on top of its stack until it blocks,
 // suspends or ends. Returns the number of values it handed back (left on
