@@ -28,9 +28,10 @@
 // empty an accept is tried with accept4() first, as everywhere, so running
 // out of fds is reported at once.
 //
-// Close and shutdown go through the ring too, as requests submitted at once:
-// their results are returned synchronously, and a close must have happened
-// (the port freed, the peer told) when close() returns.
+// Close goes through the ring too, as a request submitted at once: its
+// result is returned synchronously, and a close must have happened (the port
+// freed, the peer told) when close() returns. Shutdown is the plain syscall
+// (see shutdown()).
 //
 // Threads: on kernels with DEFER_TASKRUN (6.1) the ring belongs to the first
 // thread that submits to it; a Loop must then be driven by that one thread.
@@ -59,7 +60,7 @@ constexpr uint64_t tag_op = 0;         // an op's own request
 constexpr uint64_t tag_accept = 1;     // an accept's: a late success is an fd to close on teardown
 constexpr uint64_t ud_internal = 2;    // cancels and closes: nothing to do when they finish
 constexpr uint64_t tag_multishot = 3;  // a listener's multishot accept: the AcceptQueue's address
-constexpr uint64_t tag_sync = 4;       // a request whose caller waits for it (shutdown)
+constexpr uint64_t tag_sync = 4;       // a request whose caller waits for it (close)
 
 // IoHandle::backend_state: the handle has an AcceptQueue.
 constexpr uint32_t has_accept_queue = 1;
@@ -255,30 +256,13 @@ class UringPoller final : public Poller {
   }
 
   int shutdown(IoHandle& h, int how) override {
-    // IORING_OP_SHUTDOWN is 5.11; poll_first_ (5.19) stands for "recent".
-    io_uring_sqe* sqe = poll_first_ && h.fd >= 0 ? get_sqe() : nullptr;
-    if (!sqe) return Poller::shutdown(h, how);
-    // The result is returned at once: submit it (with whatever else is
-    // queued) and reap until it is there. Other completions found on the way
-    // are handled as usual; their callbacks run in the loop's next turn.
-    // The result lives in the poller, not on this stack, so a CQE that came
-    // after we gave up would still land somewhere harmless.
-    io_uring_prep_shutdown(sqe, h.fd, how);
-    expect_sync(sqe);
-    // Executed inline at submission, so the first round finds it done; the
-    // bound (at most 20 ms on the loop's thread) only guards a surprise,
-    // after which the plain syscall gives the answer (a second shutdown of
-    // the same direction changes nothing).
-    for (int round = 0; !sync_.done && round < 2; round++) {
-      if (enable() < 0) break;
-      __kernel_timespec ts{0, 10 * 1000000};
-      io_uring_cqe* cqe;
-      int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
-      note_submitted();
-      if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN && rc != -ETIME) break;
-      reap();
-    }
-    return sync_.done ? sync_.res : Poller::shutdown(h, how);
+    // The plain syscall, after handing the kernel what is queued for the
+    // turn, so that requests made before the shutdown reach it first. Not
+    // a ring request: its result is returned at once, and a request still
+    // in flight when we stopped waiting for it would name the fd by number
+    // and could shut down whatever socket reuses that number later.
+    if (h.fd >= 0 && h.inflight && io_uring_sq_ready(&ring_)) flush_ring();
+    return Poller::shutdown(h, how);
   }
 
   int wait(int timeout_ms) override {
@@ -517,8 +501,11 @@ class UringPoller final : public Poller {
     io_uring_sqe* sqe = get_sqe();
     if (!sqe) return -EBUSY;
     int fd = op.handle->fd;
-    // The kernel fails a request flagged MSG_DONTWAIT instead of waiting.
-    int flags = op.flags & ~MSG_DONTWAIT;
+    // The kernel fails a request flagged MSG_DONTWAIT instead of waiting, and
+    // holds one flagged MSG_WAITALL until it has every byte, where epoll's
+    // non-blocking recv returns what there is: both are the caller's to
+    // have on the try, not on the request.
+    int flags = op.flags & ~(MSG_DONTWAIT | MSG_WAITALL);
     // recv_all/send_all are one request per partial transfer, as epoll makes
     // one syscall per partial transfer: not MSG_WAITALL, with which the kernel
     // (5.18+) reports the bytes moved and swallows the error that stopped it
