@@ -10,9 +10,12 @@ local methods = sock._socket_methods
 
 local function pack(...) return {n = select('#', ...), ...} end
 
--- Argument checks for the functions written here, worded as the C ones.
+-- Argument checks for the functions written here, worded as the C ones and,
+-- like theirs, raised at the caller's line (_raise_at_caller passes over
+-- the frames of this file).
+local raise_at_caller = sock._raise_at_caller
 local function argerror(n, fname, expected, v)
-	error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, expected, type(v)), 3)
+	raise_at_caller(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, expected, type(v)))
 end
 local function callable(f)
 	if type(f) == 'function' then return true end
@@ -24,9 +27,19 @@ local function check_callable(n, fname, f)
 end
 local function check_number(n, fname, v)
 	if type(v) ~= 'number' then argerror(n, fname, 'number', v) end
+	if v ~= v then raise_at_caller(("bad argument #%d to '%s' (number expected, got NaN)"):format(n, fname)) end
 end
 local function check_socket(fname, self)
 	if not pcall(methods.closed, self) then argerror(1, fname, 'socket', self) end
+end
+-- Reading until the end, or a count of bytes, would run datagrams together.
+local function check_stream_socket(fname, self)
+	check_socket(fname, self)
+	local socktype = methods.type(self)
+	if socktype ~= 'tcp' then
+		raise_at_caller(("bad argument #1 to '%s' (stream socket expected, got %s socket; use recv or recvnext)")
+			:format(fname, tostring(socktype)))
+	end
 end
 
 -- LuaJIT: cdata buffers -----------------------------------------------------
@@ -69,7 +82,7 @@ end
 
 -- tcp:recvall([expires]) -> buf, len | nil, err, buf, len
 function methods.recvall(self, expires)
-	check_socket('recvall', self)
+	check_stream_socket('recvall', self)
 	if expires ~= nil then check_number(2, 'recvall', expires) end
 	local chunks, count, total = {}, 0, 0
 	local buf = sock.buffer(65536)
@@ -93,7 +106,7 @@ end
 -- at the end); read([size]) returns them as a string (nil at the end). The
 -- read function never yields, for APIs that cannot.
 function methods.recvall_read(self, expires)
-	check_socket('recvall_read', self)
+	check_stream_socket('recvall_read', self)
 	if expires ~= nil then check_number(2, 'recvall_read', expires) end
 	local buf, len = self:recvall(expires)
 	if not buf then return nil, len end

@@ -4,31 +4,48 @@
 --   sock.listen_udp(host, port, [opts])   sock.connect_udp(host, port, [opts])
 --   sock.listen_unix(path, [opts])        sock.connect_unix(path, [opts])
 -- Every helper returns the socket, or nil, err (the socket it made is closed
--- again). Wrong argument types and unknown option names raise.
+-- again). Wrong argument types and unknown option names raise, at the
+-- caller's line.
 local sock = ...
 
-local type, pairs, ipairs, error, tostring, pcall = type, pairs, ipairs, error, tostring, pcall
+local type, pairs, ipairs, tostring, pcall = type, pairs, ipairs, tostring, pcall
 local sort, format = table.sort, string.format
 
 local c_tcp, c_udp = sock.tcp, sock.udp
 
--- Keys of an options table that are not socket options.
+-- Keys of an options table that are not socket options, and the types of
+-- their values. A value of another type raises rather than being taken for
+-- true (ipv6 = 'no') or passed on.
 local NOT_OPTIONS = {
-	family = true, protocol = true, ipv6 = true, backlog = true, expires = true,
-	unlink = true, datagram = true, local_path = true,
+	family = 'string', protocol = 'string or number', ipv6 = 'boolean', backlog = 'number',
+	expires = 'number', unlink = 'boolean', datagram = 'boolean', local_path = 'string',
 }
 
 -- Names the helpers take that setopt spells differently.
 local ALIASES = {device = 'so_bindtodevice', bindtodevice = 'so_bindtodevice'}
 
-local function argerror(level, n, fname, msg)
-	error(format("bad argument #%d to '%s' (%s)", n, fname, msg), level + 1)
+local raise_at_caller = sock._raise_at_caller
+local function argerror(n, fname, msg)
+	raise_at_caller(format("bad argument #%d to '%s' (%s)", n, fname, msg))
+end
+
+local function type_allowed(expected, t)
+	for allowed in expected:gmatch('%S+') do  -- 'string or number'
+		if allowed == t then return true end
+	end
+	return false
 end
 
 local function check_opts(opts, n, fname)
 	if opts == nil then return {} end
 	if type(opts) ~= 'table' then
-		argerror(3, n, fname, 'options table expected, got ' .. type(opts))
+		argerror(n, fname, 'options table expected, got ' .. type(opts))
+	end
+	for k, expected in pairs(NOT_OPTIONS) do
+		local v = opts[k]
+		if v ~= nil and not type_allowed(expected, type(v)) then
+			argerror(n, fname, format('%s: %s expected, got %s', k, expected, type(v)))
+		end
 	end
 	return opts
 end
@@ -41,7 +58,7 @@ local function apply_options(s, opts, n, fname)
 	for k in pairs(opts) do
 		if type(k) ~= 'string' then
 			s:close()
-			argerror(4, n, fname, 'option names must be strings, got ' .. type(k))
+			argerror(n, fname, 'option names must be strings, got ' .. type(k))
 		end
 		if not NOT_OPTIONS[k] then keys[#keys + 1] = k end
 	end
@@ -51,7 +68,7 @@ local function apply_options(s, opts, n, fname)
 		if not ok then  -- setopt raised: unknown name, read-only option, bad value
 			s:close()
 			local why = tostring(set):match("%((.*)%)$") or tostring(set)
-			argerror(4, n, fname, format("option '%s': %s", k, why))
+			argerror(n, fname, format("option '%s': %s", k, why))
 		end
 		if not set then
 			s:close()
@@ -61,17 +78,15 @@ local function apply_options(s, opts, n, fname)
 	return s
 end
 
-local function check_family(v, n, fname)
-	if v ~= nil and type(v) ~= 'string' and type(v) ~= 'number' then
-		argerror(4, n, fname, 'family: string expected, got ' .. type(v))
-	end
-end
-
--- Make a socket with c_create for `family` and apply `opts`, plus the
--- defaults (used when opts leaves an option out).
+-- Make a socket with c_create for `family` and apply `opts` (checked by
+-- check_opts), plus the defaults (used when opts leaves an option out).
 local function make(c_create, family, opts, defaults, n, fname)
-	check_family(opts.family, n, fname)
-	local s, err = c_create(family, opts.protocol)
+	-- c_create raises for an unknown family or protocol naming its own
+	-- arguments; name the helper's instead.
+	local ok, s, err = pcall(c_create, family, opts.protocol)
+	if not ok then
+		argerror(n, fname, tostring(s):match("%((.*)%)$") or tostring(s))
+	end
 	if not s then return nil, err end
 	if defaults then
 		for k, v in pairs(defaults) do
@@ -92,11 +107,15 @@ local function with_options(c_create, fname)
 	return function(a, b)
 		if type(a) ~= 'table' then
 			if a ~= nil and type(a) ~= 'string' then
-				argerror(2, 1, fname, 'family name or options table expected, got ' .. type(a))
+				argerror(1, fname, 'family name or options table expected, got ' .. type(a))
 			end
 			local s, err = c_create(a, b)
 			return s, err
 		end
+		if b ~= nil then  -- the protocol goes in the table
+			argerror(2, fname, 'nothing expected after the options table, got ' .. type(b))
+		end
+		check_opts(a, 1, fname)
 		local family = a.family
 		if family == nil and a.ipv6 then family = 'inet6' end
 		local s, err = make(c_create, family, a, nil, 1, fname)
@@ -114,7 +133,7 @@ local LISTEN_DEFAULTS = {reuseaddr = true}
 local function check_port(port, fname)
 	local t = type(port)
 	if t ~= 'nil' and t ~= 'number' and t ~= 'string' then
-		argerror(3, 2, fname, 'port number or service name expected, got ' .. t)
+		argerror(2, fname, 'port number or service name expected, got ' .. t)
 	end
 end
 
@@ -134,7 +153,7 @@ local function host_family(host, opts, fname)
 		local ok, fam = pcall(function() return host:family() end)
 		if ok and type(fam) == 'string' then return fam end
 	end
-	argerror(4, 1, fname, 'host string expected, got ' .. t)
+	argerror(1, fname, 'host string expected, got ' .. t)
 end
 
 -- The addresses to try for a host: {{family, host_or_ai}, ...} | nil, err
@@ -148,12 +167,6 @@ local function targets(host, port, socktype, opts, flags, fname)
 	return list
 end
 
-local function check_backlog(backlog, fname)
-	if backlog ~= nil and type(backlog) ~= 'number' then
-		argerror(3, 3, fname, 'backlog: number expected, got ' .. type(backlog))
-	end
-end
-
 local function listen_stream(s, backlog, host, port)
 	if backlog ~= nil then return s:listen(backlog, host, port) end
 	return s:listen(host, port)
@@ -163,7 +176,6 @@ end
 function sock.listen_tcp(host, port, opts)
 	opts = check_opts(opts, 3, 'listen_tcp')
 	check_port(port, 'listen_tcp')
-	check_backlog(opts.backlog, 'listen_tcp')
 	local list, err = targets(host, port, 'tcp', opts, 'passive', 'listen_tcp')
 	if not list then return nil, err end
 	local family, target = list[1][1], list[1][2]
@@ -195,17 +207,10 @@ local function connect_any(c_create, socktype, host, port, opts, fname)
 	return nil, err
 end
 
-local function check_expires(expires, fname)
-	if expires ~= nil and type(expires) ~= 'number' then
-		argerror(3, 3, fname, 'expires: number expected, got ' .. type(expires))
-	end
-end
-
 -- sock.connect_tcp(host, port, [opts]) -> connected socket | nil, err
 function sock.connect_tcp(host, port, opts)
 	opts = check_opts(opts, 3, 'connect_tcp')
 	check_port(port, 'connect_tcp')
-	check_expires(opts.expires, 'connect_tcp')
 	return connect_any(c_tcp, 'tcp', host, port, opts, 'connect_tcp')
 end
 
@@ -229,7 +234,6 @@ end
 function sock.connect_udp(host, port, opts)
 	opts = check_opts(opts, 3, 'connect_udp')
 	check_port(port, 'connect_udp')
-	check_expires(opts.expires, 'connect_udp')
 	return connect_any(c_udp, 'udp', host, port, opts, 'connect_udp')
 end
 
@@ -237,9 +241,12 @@ end
 
 -- (path, opts) or (path, nil, opts), like the inet helpers' (host, port, opts).
 local function unix_args(path, a, b, fname)
-	if type(path) ~= 'string' then argerror(3, 1, fname, 'path string expected, got ' .. type(path)) end
-	if type(a) == 'table' then return a, 2 end
-	if a ~= nil then argerror(3, 2, fname, 'options table expected, got ' .. type(a)) end
+	if type(path) ~= 'string' then argerror(1, fname, 'path string expected, got ' .. type(path)) end
+	if type(a) == 'table' then
+		if b ~= nil then argerror(3, fname, 'nothing expected after the options table, got ' .. type(b)) end
+		return check_opts(a, 2, fname), 2
+	end
+	if a ~= nil then argerror(2, fname, 'options table expected, got ' .. type(a)) end
 	return check_opts(b, 3, fname), 3
 end
 
@@ -252,7 +259,6 @@ end
 -- opts.datagram) | nil, err. opts.unlink removes a file left at path first.
 function sock.listen_unix(path, a, b)
 	local opts, n = unix_args(path, a, b, 'listen_unix')
-	check_backlog(opts.backlog, 'listen_unix')
 	local s, err = make(opts.datagram and c_udp or c_tcp, 'unix', opts, nil, n, 'listen_unix')
 	if not s then return nil, err end
 	if opts.unlink and path ~= '' and not is_abstract(path) then os.remove(path) end
@@ -274,11 +280,7 @@ end
 -- get replies); opts.expires bounds the wait.
 function sock.connect_unix(path, a, b)
 	local opts, n = unix_args(path, a, b, 'connect_unix')
-	check_expires(opts.expires, 'connect_unix')
 	local lp = opts.local_path
-	if lp ~= nil and type(lp) ~= 'string' then
-		argerror(2, n, 'connect_unix', 'local_path: string expected, got ' .. type(lp))
-	end
 	local s, err = make(opts.datagram and c_udp or c_tcp, 'unix', opts, nil, n, 'connect_unix')
 	if not s then return nil, err end
 	local ok, cerr = true, nil

@@ -117,6 +117,8 @@ class AddrList {
 //  - protocol 0 takes default_protocol(socktype).
 //  - a numeric host or port is resolved without any lookup, so it never blocks.
 //  - raw sockets have no ports: the port is ignored.
+//  - a lookup that failed because the process ran out of fds returns
+//    EAI_SYSTEM with EMFILE/ENFILE, not the EAI_NONAME glibc says then.
 int resolve(const char* host, const char* port_or_service, int socktype, int family,
             int protocol, int flags, AddrList& out);
 

@@ -58,13 +58,18 @@ class Loop {
   void complete(Operation& op);
 
   // Wait up to `timeout` seconds (< 0: until something happens) for I/O or a
-  // timer, then run the callbacks of everything that finished. Returns the
-  // number of callbacks run, or -errno from the poller.
+  // timer, then run the callbacks of the timers due and of the ops that had
+  // finished when the turn began (what they complete runs next turn). Returns
+  // the number of callbacks run, or -errno from the poller.
   int run_once(double timeout);
 
   // Stop running callbacks in the current run_once; the rest run next time.
   // (The binding uses it to raise a thread's error without losing work.)
   void interrupt() { interrupted_ = true; }
+
+  // Whether the last run_once's wait was cut short by a signal (EINTR): the
+  // host may want to act on the signal (run a handler, stop).
+  bool signalled() const { return signalled_; }
 
   size_t timers() const { return timers_.size(); }
   bool has_ready() const { return ready_head_ != nullptr; }
@@ -90,6 +95,7 @@ class Loop {
   Operation* ready_head_ = nullptr;
   Operation* ready_tail_ = nullptr;
   bool interrupted_ = false;
+  bool signalled_ = false;
 };
 
 }  // namespace sock

@@ -316,16 +316,22 @@ int resolve(const char* host, const char* port_or_service, int socktype, int fam
   hints.ai_protocol = protocol;
   hints.ai_flags = flags;
   addrinfo* result = nullptr;
+  errno = 0;
   int rc = getaddrinfo(host, service, &hints, &result);
   if (rc == EAI_SOCKTYPE && socktype && protocol) {
     // getaddrinfo knows only the usual protocol of each socket type (no
     // ICMP datagram "ping" sockets, say): resolve for the socket type alone
     // and label the entries with the protocol that was asked for.
     hints.ai_protocol = 0;
+    errno = 0;
     rc = getaddrinfo(host, service, &hints, &result);
     if (rc == 0)
       for (addrinfo* ai = result; ai; ai = ai->ai_next) ai->ai_protocol = protocol;
   }
+  // Out of fds, glibc cannot open /etc/hosts or a socket to the name server
+  // and says the name is unknown (EAI_NONAME) or to try again (EAI_AGAIN):
+  // report what went wrong instead (errno still says it).
+  if (rc != 0 && (errno == EMFILE || errno == ENFILE)) return EAI_SYSTEM;
   if (rc != 0) return rc;
   out = AddrList::adopt(result);
   return 0;

@@ -49,6 +49,7 @@ const char* error_name(int code) {
     case EDESTADDRREQ: return "destination_address_required";
     case ENODEV: return "no_such_device";
     case ESHUTDOWN: return "shutdown";
+    case EOVERFLOW: return "value_too_large";
     default: return nullptr;
   }
 }

@@ -137,6 +137,7 @@ int Loop::fire_timers(double now) {
 
 int Loop::run_once(double timeout) {
   interrupted_ = false;
+  signalled_ = false;
   int timeout_ms;
   if (ready_head_) {
     timeout_ms = 0;
@@ -154,12 +155,18 @@ int Loop::run_once(double timeout) {
   }
   int n = poller_->wait(timeout_ms);
   if (n < 0 && n != -EINTR) return n;
+  signalled_ = n == -EINTR;
   int ran = fire_timers(monotonic_now());
-  while (!interrupted_) {
+  // Only what was ready when the turn began: ops that callbacks complete
+  // meanwhile wait for the next turn, which polls first, so a turn always
+  // ends however much work keeps becoming ready.
+  Operation* last = ready_tail_;
+  while (last && !interrupted_) {
     Operation* op = pop_ready();
     if (!op) break;
     op->on_complete(op);
     ran++;
+    if (op == last) break;
   }
   return ran;
 }

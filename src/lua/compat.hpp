@@ -15,6 +15,15 @@ extern "C" {
 #include <luajit.h>
 #endif
 
+// luaL_error for the binding: the error carries the position of the
+// program's line that called sock, as luaL_error's does, except that frames
+// of sock's own Lua half (lua/*.lua, compiled in) are passed over: a C
+// function called by one of its wrappers (sock_dns.lua's connect,
+// sock_helpers.lua's tcp) would otherwise report the wrapper's line. The
+// binding raises every error through it; it costs nothing until an error is
+// raised. (Defined in module.cpp, which knows the chunk names.)
+int sock_error(lua_State* L, const char* fmt, ...);
+
 #if LUA_VERSION_NUM == 501
 #define SOCK_LUA51 1
 #ifndef LUAJIT_VERSION
@@ -97,14 +106,14 @@ inline void sock_pushinteger(lua_State* L, long long v) {
 // would name whatever the debug info says, which is '?' through pcall.)
 inline long long sock_checkinteger(lua_State* L, int arg, const char* fname) {
   if (!lua_isnumber(L, arg))  // numbers, and strings that convert (as luaL_checkinteger)
-    luaL_error(L, "bad argument #%d to '%s' (number expected, got %s)", arg, fname, luaL_typename(L, arg));
+    sock_error(L, "bad argument #%d to '%s' (number expected, got %s)", arg, fname, luaL_typename(L, arg));
 #if LUA_VERSION_NUM >= 503
   if (lua_isinteger(L, arg)) return (long long)lua_tointeger(L, arg);
 #endif
   lua_Number n = lua_tonumber(L, arg);
   // Converting a double outside long long's range (or NaN) is undefined.
   if (!(n >= -9223372036854775808.0 && n < 9223372036854775808.0) || (lua_Number)(long long)n != n)
-    luaL_error(L, "bad argument #%d to '%s' (number has no integer representation)", arg, fname);
+    sock_error(L, "bad argument #%d to '%s' (number has no integer representation)", arg, fname);
   return (long long)n;
 }
 
@@ -171,12 +180,12 @@ inline void* sock_testudata(lua_State* L, int idx, const char* tname, const void
 // '?' or 'sock.name' depending on the Lua version and how it was called.
 inline void sock_checktype(lua_State* L, int arg, int type, const char* fname) {
   if (lua_type(L, arg) != type)
-    luaL_error(L, "bad argument #%d to '%s' (%s expected, got %s)", arg, fname, lua_typename(L, type),
+    sock_error(L, "bad argument #%d to '%s' (%s expected, got %s)", arg, fname, lua_typename(L, type),
                luaL_typename(L, arg));
 }
 inline const char* sock_checkstring(lua_State* L, int arg, const char* fname) {
   if (lua_type(L, arg) != LUA_TSTRING && lua_type(L, arg) != LUA_TNUMBER)
-    luaL_error(L, "bad argument #%d to '%s' (string expected, got %s)", arg, fname, luaL_typename(L, arg));
+    sock_error(L, "bad argument #%d to '%s' (string expected, got %s)", arg, fname, luaL_typename(L, arg));
   return lua_tostring(L, arg);
 }
 inline const char* sock_optstring(lua_State* L, int arg, const char* def, const char* fname) {
@@ -186,4 +195,4 @@ inline const char* sock_optstring(lua_State* L, int arg, const char* def, const 
 // Raise "bad argument #n to 'fname' (msg)" with an explicit function name:
 // methods called from Lua-side wrappers would otherwise report '?'.
 #define sock_argerror(L, arg, fname, msg) \
-  luaL_error(L, "bad argument #%d to '%s' (%s)", (int)(arg), (fname), (msg))
+  sock_error(L, "bad argument #%d to '%s' (%s)", (int)(arg), (fname), (msg))

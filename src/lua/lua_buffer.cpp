@@ -18,7 +18,7 @@ static char* cdata_pointer(lua_State* L, int idx, const char* fname) {
   lua_pushvalue(L, idx);
   if (lua_pcall(L, 1, 1, 0) != 0) {
     lua_pop(L, 1);
-    luaL_error(L, "bad argument #%d to '%s' (cdata is not a buffer)", idx, fname);
+    sock_error(L, "bad argument #%d to '%s' (cdata is not a buffer)", idx, fname);
   }
   char* p = *(char* const*)lua_topointer(L, -1);
   lua_pop(L, 1);
@@ -44,7 +44,7 @@ char* sock_lua_checkbuffer(lua_State* L, int idx, bool writable, size_t* cap, co
       return p;
     }
   }
-  luaL_error(L, "bad argument #%d to '%s' (%s expected, got %s)", idx, fname,
+  sock_error(L, "bad argument #%d to '%s' (%s expected, got %s)", idx, fname,
              writable ? "sock.buffer" : "string or sock.buffer", luaL_typename(L, idx));
   return nullptr;
 }
@@ -63,7 +63,7 @@ ByteBuffer* sock_lua_newbuffer(lua_State* L, size_t size, const char* init) {
 
 static ByteBuffer* check_buf(lua_State* L, const char* fname) {
   void* p = sock_testudata(L, 1, SOCK_BUFFER, sock_type_cache.buffer_mt.load(std::memory_order_relaxed));
-  if (!p) luaL_error(L, "bad argument #1 to '%s' (sock.buffer expected, got %s)", fname, luaL_typename(L, 1));
+  if (!p) sock_error(L, "bad argument #1 to '%s' (sock.buffer expected, got %s)", fname, luaL_typename(L, 1));
   return static_cast<ByteBuffer*>(p);
 }
 
@@ -76,9 +76,9 @@ static int l_buffer(lua_State* L) {
     return 1;
   }
   if (!lua_isnumber(L, 1))
-    luaL_error(L, "bad argument #1 to 'buffer' (size or string expected, got %s)", luaL_typename(L, 1));
+    sock_error(L, "bad argument #1 to 'buffer' (size or string expected, got %s)", luaL_typename(L, 1));
   long long n = sock_checkinteger(L, 1, "buffer");
-  if (n < 0 || n > (1LL << 40)) luaL_error(L, "bad argument #1 to 'buffer' (size out of range)");
+  if (n < 0 || n > (1LL << 40)) sock_error(L, "bad argument #1 to 'buffer' (size out of range)");
   sock_lua_newbuffer(L, (size_t)n, nullptr);
   return 1;
 }
@@ -127,7 +127,7 @@ static int l_set(lua_State* L) {
   sock_checkstring(L, 2, "set");
   const char* s = lua_tolstring(L, 2, &len);
   long long off = sock_optinteger(L, 3, 1, "set");
-  if (off < 1 || (size_t)off > b->size + 1) luaL_error(L, "bad argument #3 to 'set' (offset out of range)");
+  if (off < 1 || (size_t)off > b->size + 1) sock_error(L, "bad argument #3 to 'set' (offset out of range)");
   size_t room = b->size - (size_t)(off - 1);
   size_t n = len < room ? len : room;
   std::memcpy(b->data + off - 1, s, n);

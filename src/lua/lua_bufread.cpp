@@ -54,7 +54,7 @@ char maxline_key;
 
 using Req = ReadRequest;
 
-enum class St { done, need_more, too_long, eof, error, wait };
+enum class St { done, need_more, too_long, eof, error, wait, give_way };
 
 struct Outcome {
   St st;
@@ -142,11 +142,13 @@ long fill(LuaSocket* ls) {
   return (long)n;
 }
 
-// Receive until the request is met or the socket would block.
+// Receive until the request is met or the socket would block (or the
+// thread has held the loop long enough: give_way).
 Outcome advance(LuaSocket* ls, const Req& r) {
   for (;;) {
     Outcome o = check(ls, r);
     if (o.st != St::need_more) return o;
+    if (sched_give_way(ls->sched)) return {St::give_way};
     long n = fill(ls);
     if (n > 0) continue;
     if (n == 0) return {St::eof};
@@ -194,6 +196,10 @@ void bufread_ready(sock::Operation* op) {
     c.out = {St::error, 0, 0, (int)-op->result};
   } else {
     c.out = advance(ls, c.req);
+    if (c.out.st == St::give_way && ls->sched->loop) {
+      sock_lua_defer(*ls->sched->loop, w);  // go on at the next turn; still armed
+      return;
+    }
     if (c.out.st == St::wait) {
       int rc = ls->sched->loop ? ls->sched->loop->start(*op, w.expires) : -sock::ERR_CLOSED;
       if (rc == 0) return;  // keep waiting, same deadline; nothing was consumed
@@ -215,9 +221,10 @@ int run(lua_State* L, LuaSocket* ls, const Req& r, double expires, const char* f
   LuaWait& w = ls->rd;
   if (sock_lua_busy(w)) return sock_lua_fail(L, sock::ERR_BUSY);
   Outcome o = advance(ls, r);
-  if (o.st != St::wait) return push_outcome(L, ls, r, o);
+  if (o.st != St::wait && o.st != St::give_way) return push_outcome(L, ls, r, o);
   sock_lua_prepare(w, ls, sock::OpKind::readable, nullptr, 0, 0, expires, push_wait_failure);
   w.req = r;
+  w.defer = o.st == St::give_way;
   return sock_lua_wait_op(L, ls, w, bufread_ready, fname);
 }
 
@@ -227,7 +234,7 @@ LuaSocket* io_socket(lua_State* L, const char* fname) {
   LuaSocket* ls = sock_lua_checksocket(L, 1, fname);
   // A read-ahead buffer would run datagrams together and lose their edges.
   if (ls->s.type != SOCK_STREAM)
-    luaL_error(L, "bad argument #1 to '%s' (stream socket expected, got %s socket; use recv or recvnext)", fname,
+    sock_error(L, "bad argument #1 to '%s' (stream socket expected, got %s socket; use recv or recvnext)", fname,
                sock::socktype_name(ls->s.type));
   sched_check_thread(L, ls->sched, fname);
   return ls;
@@ -237,14 +244,14 @@ LuaSocket* io_socket(lua_State* L, const char* fname) {
 size_t opt_size(lua_State* L, int idx, const char* fname, const char* what, size_t min, size_t def) {
   if (lua_isnoneornil(L, idx)) return def;
   if (lua_type(L, idx) != LUA_TNUMBER)
-    luaL_error(L, "bad argument #%d to '%s' (%s: number expected, got %s)", idx, fname, what, luaL_typename(L, idx));
+    sock_error(L, "bad argument #%d to '%s' (%s: number expected, got %s)", idx, fname, what, luaL_typename(L, idx));
   lua_Number n = lua_tonumber(L, idx);
   if (std::isinf(n) && n > 0) return SIZE_MAX;  // math.huge: no limit
   if (!(n >= -9.2e18 && n <= 9.2e18) || (lua_Number)(long long)n != n)
-    luaL_error(L, "bad argument #%d to '%s' (%s: number has no integer representation)", idx, fname, what);
+    sock_error(L, "bad argument #%d to '%s' (%s: number has no integer representation)", idx, fname, what);
   long long v = (long long)n;
   if (v < (long long)min)
-    luaL_error(L, "bad argument #%d to '%s' (%s must be at least %d)", idx, fname, what, (int)min);
+    sock_error(L, "bad argument #%d to '%s' (%s must be at least %d)", idx, fname, what, (int)min);
   return (size_t)v;
 }
 
@@ -276,9 +283,9 @@ int l_read(lua_State* L) {
 int l_readn(lua_State* L) {
   LuaSocket* ls = io_socket(L, "readn");
   if (lua_isnoneornil(L, 2))
-    luaL_error(L, "bad argument #2 to 'readn' (n: number expected, got %s)", luaL_typename(L, 2));
+    sock_error(L, "bad argument #2 to 'readn' (n: number expected, got %s)", luaL_typename(L, 2));
   Req r{kReadN, opt_size(L, 2, "readn", "n", 0, 0), nullptr, 0};
-  if (r.limit == SIZE_MAX) luaL_error(L, "bad argument #2 to 'readn' (n must be finite)");
+  if (r.limit == SIZE_MAX) sock_error(L, "bad argument #2 to 'readn' (n must be finite)");
   double expires = sock_lua_optexpires(L, 3, "readn");
   return run(L, ls, r, expires, "readn");
 }
@@ -295,10 +302,10 @@ int l_readline(lua_State* L) {
 int l_readuntil(lua_State* L) {
   LuaSocket* ls = io_socket(L, "readuntil");
   if (lua_type(L, 2) != LUA_TSTRING)
-    luaL_error(L, "bad argument #2 to 'readuntil' (delimiter: string expected, got %s)", luaL_typename(L, 2));
+    sock_error(L, "bad argument #2 to 'readuntil' (delimiter: string expected, got %s)", luaL_typename(L, 2));
   size_t dlen;
   const char* delim = lua_tolstring(L, 2, &dlen);
-  if (dlen == 0) luaL_error(L, "bad argument #2 to 'readuntil' (delimiter must not be empty)");
+  if (dlen == 0) sock_error(L, "bad argument #2 to 'readuntil' (delimiter must not be empty)");
   size_t max = lua_isnoneornil(L, 3) ? maxline(L, ls) : opt_size(L, 3, "readuntil", "max", 0, 0);
   double expires = sock_lua_optexpires(L, 4, "readuntil");
   Req r{kUntil, max, delim, dlen};

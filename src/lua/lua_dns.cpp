@@ -193,7 +193,7 @@ bool ensure_resolver(DnsState* d) {
 Lookup* check_lookup(lua_State* L, int idx) {
   auto* lk = static_cast<Lookup*>(luaL_testudata(L, idx, kLookupMeta));
   if (!lk)
-    luaL_error(L, "bad argument #%d to '_lookup' (lookup request expected, got %s)", idx, luaL_typename(L, idx));
+    sock_error(L, "bad argument #%d to '_lookup' (lookup request expected, got %s)", idx, luaL_typename(L, idx));
   return lk;
 }
 
@@ -237,12 +237,13 @@ int lookup_arm(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
   return -1;
 }
 
-void lookup_withdraw(Scheduler* S, lua_State*, WaitHead* h) {
+bool lookup_withdraw(Scheduler* S, lua_State*, WaitHead* h) {
   Lookup* lk = static_cast<Lookup*>(h->self);
   lk->armed = false;
   if (S->loop) S->loop->remove_timer(lk->deadline);
   if (lk->dns->resolver && lk->job) lk->dns->resolver->cancel(lk->job);
   lk->job = nullptr;
+  return false;
 }
 
 const WaitKind lookup_kind = {lookup_arm, lookup_withdraw};
@@ -251,7 +252,7 @@ const WaitKind lookup_kind = {lookup_arm, lookup_withdraw};
 int l_lookup(lua_State* L) {
   Lookup* lk = check_lookup(L, 1);
   double expires = sock_lua_optexpires(L, 2, lk->fname);
-  if (lk->started) luaL_error(L, "%s: this lookup request was already used", lk->fname);
+  if (lk->started) sock_error(L, "%s: this lookup request was already used", lk->fname);
   lk->started = true;
   DnsState* d = lk->dns;
   Scheduler* S = d->sched;

@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <new>
 
 #include "lua/lua_sendfile.hpp"
@@ -39,9 +41,16 @@ namespace {
 
 constexpr const char* kJobMeta = "sock.sendfile_job";
 constexpr size_t kCopyChunk = 65536;
-constexpr size_t kMaxSendfile = 1u << 30;  // per call; the kernel caps it near 2 GiB anyway
+// Per call: to a reader that keeps up, one sendfile() goes on for as long
+// as it is allowed to, so the budget (see sched_give_way) is checked between
+// calls of at most this size (a fraction of a millisecond each).
+constexpr size_t kMaxSendfile = 1u << 20;
 
 std::atomic<bool> force_copy{false};  // test hook: sock._sendfile_force_copy(true)
+// Test hook, sock._sendfile_signal_window(seconds): each sendfile(2) call
+// waits this long with SIGPIPE blocked first, so that a test can send the
+// process a SIGPIPE while it is blocked.
+std::atomic<double> signal_window{0};
 
 struct Job {
   LuaSocket* ls = nullptr;
@@ -55,7 +64,7 @@ struct Job {
   size_t pos = 0, len = 0;
 };
 
-enum class St { done, error, wait };
+enum class St { done, error, wait, give_way };
 
 struct Outcome {
   St st;
@@ -69,24 +78,50 @@ void release(Job* job) {
   job->buf = nullptr;
 }
 
+bool sigpipe_pending() {
+  sigset_t pending;
+  return sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+}
+
+// Take a pending SIGPIPE if it is the one a sendfile(2) of this thread
+// raised. The kernel sends that one to the calling thread, as if this
+// process had sent it (SI_USER, our pid), and sigtimedwait takes a thread's
+// own signals before the process's. Any other (a kill -PIPE from elsewhere,
+// meant for the process) is put back as it came. (A kill(getpid(), SIGPIPE)
+// by another thread of ours, arriving during the call, looks the same.)
+void take_back_own_sigpipe(const sigset_t& pipe_set) {
+  siginfo_t info;
+  timespec zero{0, 0};
+  int sig;
+  while ((sig = sigtimedwait(&pipe_set, &info, &zero)) < 0 && errno == EINTR) {
+  }
+  if (sig != SIGPIPE) return;
+  if (info.si_code == SI_USER && info.si_pid == ::getpid()) return;
+  ::syscall(SYS_rt_sigqueueinfo, ::getpid(), SIGPIPE, &info);
+}
+
 // sendfile(2) has no MSG_NOSIGNAL: to a peer that has gone away it raises
-// SIGPIPE, which would kill a Lua host. Block it for the call and swallow
-// the one the call raised (it is sent to the calling thread).
+// SIGPIPE, which would kill a Lua host. Block it for the call and take back
+// the one the call raised, leaving the process's own SIGPIPEs alone.
 ssize_t sendfile_nosignal(int out_fd, int in_fd, off_t* offset, size_t count) {
-  sigset_t pipe_set, old_mask, pending;
+  sigset_t pipe_set, old_mask;
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
-  bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
-  ssize_t n = ::sendfile(out_fd, in_fd, offset, count);
-  int e = errno;
-  // (Some kernels raise it even for a call that sent part and succeeded.)
-  bool raised = (n < 0 && e == EPIPE) || (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE));
-  if (raised && !was_pending) {
-    timespec zero{0, 0};
-    while (sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
+  bool host_blocks = sigismember(&old_mask, SIGPIPE);
+  bool pending_before = sigpipe_pending();
+  if (double window = signal_window.load()) {
+    timespec wait{(time_t)window, (long)((window - (double)(time_t)window) * 1e9)};
+    while (nanosleep(&wait, &wait) < 0 && errno == EINTR) {
     }
   }
+  ssize_t n = ::sendfile(out_fd, in_fd, offset, count);
+  int e = errno;
+  // The call may raise one whatever it returns: it can send part, fail on
+  // the next page and return the part. A host that blocks SIGPIPE itself may
+  // have had one pending in this thread already, which ours then merged
+  // into: that one is the host's, and harmless while it stays blocked.
+  if (sigpipe_pending() && !(host_blocks && pending_before)) take_back_own_sigpipe(pipe_set);
   pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   errno = e;
   return n;
@@ -100,6 +135,7 @@ Outcome advance(Job* job) {
   if (sockfd < 0) return {St::error, sock::ERR_CLOSED};
   for (;;) {
     if (job->remaining == 0) return {St::done};
+    if (sched_give_way_now(job->ls->sched)) return {St::give_way};  // held the loop long enough
     if (!job->copy) {
       size_t count = job->remaining < 0 || (unsigned long long)job->remaining > kMaxSendfile
                          ? kMaxSendfile
@@ -191,6 +227,10 @@ void sendfile_ready(sock::Operation* op) {
     c.out = {St::error, (int)-op->result};
   } else {
     c.out = advance(job);
+    if (c.out.st == St::give_way && ls->sched->loop) {
+      sock_lua_defer(*ls->sched->loop, w);  // go on at the next turn; still armed
+      return;
+    }
     if (c.out.st == St::wait) {
       int rc = ls->sched->loop ? ls->sched->loop->start(*op, w.expires) : -sock::ERR_CLOSED;
       if (rc == 0) return;  // keep waiting, same deadline
@@ -217,11 +257,11 @@ int l_job_gc(lua_State* L) {
 long long opt_count(lua_State* L, int idx, const char* what) {
   if (lua_isnoneornil(L, idx)) return -1;
   if (lua_type(L, idx) != LUA_TNUMBER)
-    luaL_error(L, "bad argument #%d to 'sendfile' (%s: number expected, got %s)", idx, what, luaL_typename(L, idx));
+    sock_error(L, "bad argument #%d to 'sendfile' (%s: number expected, got %s)", idx, what, luaL_typename(L, idx));
   lua_Number n = lua_tonumber(L, idx);
   if (!(n >= -9.2e18 && n <= 9.2e18) || (lua_Number)(long long)n != n)
-    luaL_error(L, "bad argument #%d to 'sendfile' (%s: number has no integer representation)", idx, what);
-  if (n < 0) luaL_error(L, "bad argument #%d to 'sendfile' (%s must not be negative)", idx, what);
+    sock_error(L, "bad argument #%d to 'sendfile' (%s: number has no integer representation)", idx, what);
+  if (n < 0) sock_error(L, "bad argument #%d to 'sendfile' (%s must not be negative)", idx, what);
   return (long long)n;
 }
 
@@ -235,7 +275,7 @@ FILE* test_lua_file(lua_State* L, int idx) {
 #if LUA_VERSION_NUM >= 502
   if (!static_cast<luaL_Stream*>(p)->closef) f = nullptr;
 #endif
-  if (!f) luaL_error(L, "bad argument #%d to 'sendfile' (attempt to use a closed file)", idx);
+  if (!f) sock_error(L, "bad argument #%d to 'sendfile' (attempt to use a closed file)", idx);
   return f;
 }
 
@@ -249,12 +289,12 @@ int l_sendfile(lua_State* L) {
   if (src_type == LUA_TSTRING) {
     size_t len;
     path = lua_tolstring(L, 2, &len);
-    if (std::strlen(path) != len) luaL_error(L, "bad argument #2 to 'sendfile' (path contains a zero byte)");
+    if (std::strlen(path) != len) sock_error(L, "bad argument #2 to 'sendfile' (path contains a zero byte)");
   } else if (src_type == LUA_TNUMBER) {
     src_fd = opt_count(L, 2, "fd");
-    if (src_fd > 0x7fffffff) luaL_error(L, "bad argument #2 to 'sendfile' (fd out of range)");
+    if (src_fd > 0x7fffffff) sock_error(L, "bad argument #2 to 'sendfile' (fd out of range)");
   } else if (!(file = test_lua_file(L, 2))) {
-    luaL_error(L, "bad argument #2 to 'sendfile' (path, fd or file expected, got %s)", luaL_typename(L, 2));
+    sock_error(L, "bad argument #2 to 'sendfile' (path, fd or file expected, got %s)", luaL_typename(L, 2));
   }
   long long offset = opt_count(L, 3, "offset");
   long long len = opt_count(L, 4, "len");
@@ -297,11 +337,12 @@ int l_sendfile(lua_State* L) {
   }
 
   Outcome o = advance(job);
-  if (o.st != St::wait) return push_outcome(L, job, o);
+  if (o.st != St::wait && o.st != St::give_way) return push_outcome(L, job, o);
 
   LuaWait& w = ls->wr;
   sock_lua_prepare(w, ls, sock::OpKind::writable, nullptr, 0, 0, expires, push_wait_failure);
   w.job = job;  // on the stack, which the wait keeps: it lives while we wait
+  w.defer = o.st == St::give_way;
   return sock_lua_wait_op(L, ls, w, sendfile_ready, "sendfile");
 }
 
@@ -309,6 +350,12 @@ int l_force_copy(lua_State* L) {
   bool prev = force_copy.exchange(lua_toboolean(L, 1));
   lua_pushboolean(L, prev);
   return 1;
+}
+
+int l_signal_window(lua_State* L) {
+  double seconds = luaL_checknumber(L, 1);
+  signal_window = seconds > 0 && seconds < 60 ? seconds : 0;
+  return 0;
 }
 
 }  // namespace
@@ -327,4 +374,6 @@ void sock_lua_open_sendfile(lua_State* L, int sched_idx) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_force_copy);
   lua_setfield(L, -2, "_sendfile_force_copy");
+  lua_pushcfunction(L, l_signal_window);
+  lua_setfield(L, -2, "_sendfile_signal_window");
 }

@@ -5,9 +5,11 @@
 
 #include <netinet/in.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <new>
 
@@ -30,34 +32,62 @@ int sock_lua_fail(lua_State* L, int code) {
 
 LuaSocket* sock_lua_checksocket(lua_State* L, int idx, const char* fname) {
   void* p = sock_testudata(L, idx, SOCK_SOCKET, sock_type_cache.socket_mt.load(std::memory_order_relaxed));
-  if (!p) luaL_error(L, "bad argument #%d to '%s' (socket expected, got %s)", idx, fname, luaL_typename(L, idx));
+  if (!p) sock_error(L, "bad argument #%d to '%s' (socket expected, got %s)", idx, fname, luaL_typename(L, idx));
   return static_cast<LuaSocket*>(p);
 }
 
 double sock_lua_optexpires(lua_State* L, int idx, const char* fname) {
   if (lua_isnoneornil(L, idx)) return -1;
   if (lua_type(L, idx) != LUA_TNUMBER)
-    luaL_error(L, "bad argument #%d to '%s' (expires: number expected, got %s)", idx, fname, luaL_typename(L, idx));
+    sock_error(L, "bad argument #%d to '%s' (expires: number expected, got %s)", idx, fname, luaL_typename(L, idx));
   double t = lua_tonumber(L, idx);
-  if (t != t) luaL_error(L, "bad argument #%d to '%s' (expires is NaN)", idx, fname);
+  if (t != t) sock_error(L, "bad argument #%d to '%s' (expires is NaN)", idx, fname);
   if (t < 0) return 0;  // a deadline long past is still a deadline
   if (std::isinf(t)) return -1;
   return t;
 }
 
+// A number as text for an error message (lua_pushfstring's %d takes an int:
+// a length of 2^32 + 3 would read as 3).
+struct NumberText {
+  char text[24];
+};
+static NumberText size_text(size_t n) {
+  NumberText t;
+  std::snprintf(t.text, sizeof t.text, "%zu", n);
+  return t;
+}
+static NumberText hex_text(long long n) {
+  NumberText t;
+  std::snprintf(t.text, sizeof t.text, "%llx", (unsigned long long)n);
+  return t;
+}
+
 static size_t check_size(lua_State* L, int idx, const char* fname, const char* what) {
   if (lua_type(L, idx) != LUA_TNUMBER)
-    luaL_error(L, "bad argument #%d to '%s' (%s: number expected, got %s)", idx, fname, what, luaL_typename(L, idx));
+    sock_error(L, "bad argument #%d to '%s' (%s: number expected, got %s)", idx, fname, what, luaL_typename(L, idx));
   long long n = sock_checkinteger(L, idx, fname);
-  if (n < 0) luaL_error(L, "bad argument #%d to '%s' (%s must not be negative)", idx, fname, what);
+  if (n < 0) sock_error(L, "bad argument #%d to '%s' (%s must not be negative)", idx, fname, what);
   return (size_t)n;
 }
+
+// The MSG_* flags a send or receive call may pass on to the kernel. Other
+// bits are refused here: the kernel ignores some and rejects others, and not
+// alike on both backends (a flags of -1 "worked" on epoll).
+constexpr long long kKnownMsgFlags = MSG_OOB | MSG_PEEK | MSG_DONTROUTE | MSG_DONTWAIT | MSG_WAITALL | MSG_EOR |
+                                     MSG_NOSIGNAL | MSG_MORE | MSG_TRUNC | MSG_CTRUNC | MSG_CONFIRM |
+                                     MSG_ERRQUEUE | MSG_CMSG_CLOEXEC;
 
 static int opt_flags(lua_State* L, int idx, const char* fname) {
   if (lua_isnoneornil(L, idx)) return 0;
   if (lua_type(L, idx) != LUA_TNUMBER)
-    luaL_error(L, "bad argument #%d to '%s' (flags: number expected, got %s)", idx, fname, luaL_typename(L, idx));
-  return (int)sock_checkinteger(L, idx, fname);
+    sock_error(L, "bad argument #%d to '%s' (flags: number expected, got %s)", idx, fname, luaL_typename(L, idx));
+  long long flags = sock_checkinteger(L, idx, fname);
+  if (flags < 0) sock_error(L, "bad argument #%d to '%s' (flags must not be negative)", idx, fname);
+  if (long long unknown = flags & ~kKnownMsgFlags)
+    sock_error(L, "bad argument #%d to '%s' (flags: 0x%s is no MSG_* flag)", idx, fname,
+               hex_text(unknown).text);
+  return (int)flags;
 }
 
 // Every op is tried at once before it waits, which is what readiness
@@ -80,17 +110,85 @@ static int push_wait_results(lua_State* co, void* ctx) {
   return w.push_results(co, w);
 }
 
+// A withdrawn wait's op completed after all (its thread was resumed from
+// outside the loop): give back what it took, so that nothing is lost.
+static void undo_op(void* ctx) {
+  LuaWait& w = *static_cast<LuaWait*>(ctx);
+  LuaSocket* ls = w.socket;
+  switch (w.op.kind) {
+    case sock::OpKind::recv:
+    case sock::OpKind::recv_all: {
+      // The bytes go back in front of the read-ahead buffer, with those
+      // recvn had taken from it: they are all in the buffer the kernel was
+      // given, which the withdrawn wait still keeps alive.
+      size_t got = w.base + (w.op.kind == sock::OpKind::recv ? (w.op.result > 0 ? (size_t)w.op.result : 0) : w.op.done);
+      if (!got || (w.op.flags & MSG_PEEK)) return;
+      try {
+        ls->pending.insert(ls->pending_pos, w.op.buf - w.base, got);
+      } catch (const std::exception&) {
+      }
+      return;
+    }
+    case sock::OpKind::accept:
+      if (w.op.result >= 0) ::close((int)w.op.result);  // nobody will take it
+      return;
+    default:
+      return;
+  }
+}
+
 static void wait_completed(sock::Operation* op) {
   LuaWait& w = *static_cast<LuaWait*>(op->owner);
   w.armed = false;
   note_recv_length(w);
-  sched_complete_wait(w.head.sched, &w.head, push_wait_results, &w);
+  sched_complete_wait(w.head.sched, &w.head, push_wait_results, &w, undo_op);
 }
 
-// WaitKind of socket ops: the thread has yielded, start the op in the loop.
+// A deferred op's turn has come (see sock_lua_defer).
+static void deferred_op(sock::Timer* t) {
+  LuaWait& w = *static_cast<LuaWait*>(t->owner);
+  w.defer = false;
+  sock::Loop* loop = sched_loop_here(w.head.sched);
+  if (!loop || !w.socket->s.is_open()) {  // closed meanwhile
+    w.op.result = -sock::ERR_CLOSED;
+    w.op.on_complete(&w.op);
+    return;
+  }
+  if (!w.tries_first) {  // the caller's own syscalls go on from where they stopped
+    w.op.result = 0;
+    w.op.on_complete(&w.op);
+    return;
+  }
+  if (loop->try_op(w.op)) {
+    w.op.on_complete(&w.op);
+    return;
+  }
+  int rc = loop->start(w.op, w.expires);
+  if (rc == 0) return;  // waits as usual, still armed
+  if (rc < 0) w.op.result = rc;
+  w.op.on_complete(&w.op);  // (rc 1: the backend finished it at once)
+}
+
+void sock_lua_defer(sock::Loop& loop, LuaWait& w) {
+  w.defer = true;
+  w.defer_timer.owner = &w;
+  w.defer_timer.on_fire = deferred_op;
+  // Due now: the next turn polls without blocking and fires it behind the
+  // timers already due (the heap keeps them in order of time).
+  loop.add_timer(w.defer_timer, sock::monotonic_now());
+}
+
+// WaitKind of socket ops: the thread has yielded, start the op in the loop
+// (or, when it gives way, at the next turn).
 static int op_arm(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
   LuaWait& w = *static_cast<LuaWait*>(h->self);
   sock::Loop* loop = sched_loop_here(S);
+  if (loop && w.defer) {
+    sock_lua_defer(*loop, w);
+    w.armed = true;
+    sched_armed(S, L, co, h);
+    return -1;
+  }
   int rc = loop ? loop->start(w.op, w.expires) : -sock::ERR_CLOSED;
   if (rc == 0) {
     w.armed = true;
@@ -102,9 +200,16 @@ static int op_arm(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
   return w.push_results(co, w);
 }
 
-static void op_withdraw(Scheduler* S, lua_State*, WaitHead* h) {
+static bool op_withdraw(Scheduler* S, lua_State*, WaitHead* h) {
   LuaWait& w = *static_cast<LuaWait*>(h->self);
+  if (w.defer) {  // not started: nothing to wait for
+    if (S->loop) S->loop->remove_timer(w.defer_timer);
+    w.defer = false;
+    w.armed = false;
+    return false;
+  }
   if (w.op.pending && S->loop) S->loop->cancel(w.op, ECANCELED);
+  return w.armed;  // its callback is still to run, cancelled or not
 }
 
 static const WaitKind op_kind = {op_arm, op_withdraw};
@@ -117,6 +222,8 @@ void sock_lua_prepare(LuaWait& w, LuaSocket* ls, sock::OpKind kind, char* buf, s
   w.socket = ls;
   w.expires = expires;
   w.push_results = push_results;
+  w.defer = false;
+  w.tries_first = false;
   w.base = 0;
   w.req = ReadRequest{};
   w.job = nullptr;
@@ -125,6 +232,11 @@ void sock_lua_prepare(LuaWait& w, LuaSocket* ls, sock::OpKind kind, char* buf, s
 int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, const char* fname) {
   Scheduler* S = ls->sched;
   sock::Loop& loop = sched_loop(L, S);
+  w.tries_first = true;
+  if (sched_give_way(S)) {
+    w.defer = true;  // tried at the next turn instead of now
+    return sched_wait(L, S, &w.head, &op_kind, &w, fname);
+  }
   if (should_try_first(S, w) && loop.try_op(w.op)) {
     note_recv_length(w);
     return w.push_results(L, w);
@@ -137,6 +249,7 @@ int sock_lua_wait_op(lua_State* L, LuaSocket* ls, LuaWait& w, void (*on_complete
   Scheduler* S = ls->sched;
   sched_loop(L, S);  // (made here, where it may raise, rather than when arming)
   w.op.on_complete = on_complete;
+  w.tries_first = false;
   return sched_wait(L, S, &w.head, &op_kind, &w, fname);
 }
 
@@ -165,6 +278,19 @@ static LuaSocket* io_socket(lua_State* L, const char* fname) {
   return ls;
 }
 
+// The same, for a method that reads a count of bytes from a byte stream: on
+// a datagram socket it would run the datagrams together.
+static LuaSocket* io_stream_socket(lua_State* L, const char* fname) {
+  LuaSocket* ls = sock_lua_checksocket(L, 1, fname);
+  if (ls->s.type != SOCK_STREAM) {
+    const char* type = sock::socktype_name(ls->s.type);
+    sock_error(L, "bad argument #1 to '%s' (stream socket expected, got %s socket; use recv or recvnext)", fname,
+               type ? type : "another");
+  }
+  sched_check_thread(L, ls->sched, fname);
+  return ls;
+}
+
 // --- creation ----------------------------------------------------------------
 
 static int create(lua_State* L, int socktype) {
@@ -174,7 +300,7 @@ static int create(lua_State* L, int socktype) {
   if (!lua_isnoneornil(L, 1)) {
     const char* fam = sock_checkstring(L, 1, fname);
     family = sock::family_from_name(fam);
-    if (family < 0) luaL_error(L, "bad argument #1 to '%s' (unknown family '%s')", fname, fam);
+    if (family < 0) sock_error(L, "bad argument #1 to '%s' (unknown family '%s')", fname, fam);
   }
   int protocol = 0;
   if (!lua_isnoneornil(L, 2)) {
@@ -183,12 +309,12 @@ static int create(lua_State* L, int socktype) {
       // whatever the caller called this function (sock_helpers: 'c_create').
       lua_Number n = lua_tonumber(L, 2);
       if (!(n >= 0 && n <= 2147483647.0) || n != (lua_Number)(int)n)
-        luaL_error(L, "bad argument #2 to '%s' (protocol number out of range)", fname);
+        sock_error(L, "bad argument #2 to '%s' (protocol number out of range)", fname);
       protocol = (int)n;
     } else {
       const char* pr = sock_checkstring(L, 2, fname);
       protocol = sock::protocol_from_name(pr);
-      if (protocol < 0) luaL_error(L, "bad argument #2 to '%s' (unknown protocol '%s')", fname, pr);
+      if (protocol < 0) sock_error(L, "bad argument #2 to '%s' (unknown protocol '%s')", fname, pr);
     }
   } else if (family != AF_UNIX) {
     protocol = sock::default_protocol(socktype);
@@ -212,7 +338,7 @@ static int l_socketpair(lua_State* L) {
     const char* t = sock_checkstring(L, 1, "socketpair");
     type = sock::socktype_from_name(t);
     if (type != SOCK_STREAM && type != SOCK_DGRAM)
-      luaL_error(L, "bad argument #1 to 'socketpair' (expected 'tcp' or 'udp', got '%s')", t);
+      sock_error(L, "bad argument #1 to 'socketpair' (expected 'tcp' or 'udp', got '%s')", t);
   }
   int fds[2];
   int rc = sock::make_socketpair(type, fds);
@@ -256,6 +382,12 @@ static int l_gc(lua_State* L) {
   LuaSocket* ls = test_socket(L, 1);
   if (!ls) return 0;
   close_socket(ls);
+  // A deferred op's timer must not outlive the record (only the state's
+  // close gets here with one armed: a waiting thread keeps its socket).
+  if (sock::Loop* loop = ls->sched->closed ? nullptr : ls->sched->loop.get()) {
+    loop->remove_timer(ls->rd.defer_timer);
+    loop->remove_timer(ls->wr.defer_timer);
+  }
   ls->~LuaSocket();
   // Without its metatable the object is no socket any more: no method, and
   // no second __gc, touches what was just destroyed.
@@ -366,7 +498,7 @@ static int l_listen(lua_State* L) {
   int host_idx = 2;
   if (lua_type(L, 2) == LUA_TNUMBER) {
     double b = lua_tonumber(L, 2);
-    if (b != b || b < 0) luaL_error(L, "bad argument #2 to 'listen' (backlog must be a non-negative number)");
+    if (b != b || b < 0) sock_error(L, "bad argument #2 to 'listen' (backlog must be a non-negative number)");
     if (b < backlog) backlog = (int)b;  // 1/0 (the default) means the maximum
     host_idx = 3;
   }
@@ -394,7 +526,12 @@ static SocketAddresses& addresses(LuaSocket* ls);
 
 // tcp|udp:connect(host, port, [expires], [af]) -> true | nil, err
 static int l_connect(lua_State* L) {
-  LuaSocket* ls = io_socket(L, "connect");
+  LuaSocket* ls = sock_lua_checksocket(L, 1, "connect");
+  // A datagram socket's connect only sets its peer address, at once: it
+  // never waits, so it works outside threads too (sock.connect_udp at the
+  // top level), and it never goes through the ring.
+  bool never_waits = ls->s.type == SOCK_DGRAM;
+  if (!never_waits) sched_check_thread(L, ls->sched, "connect");
   lua_settop(L, 5);
   double expires = sock_lua_optexpires(L, 4, "connect");
   CHECK_OPEN(L, ls);
@@ -427,7 +564,7 @@ static int l_connect(lua_State* L) {
   LuaWait& w = ls->wr;
   if (sock_lua_busy(w)) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
   Scheduler* S = ls->sched;
-  if (sched_loop(L, S).poller().completes_ops() && ai->ai_addrlen <= sizeof(sockaddr_storage)) {
+  if (!never_waits && sched_loop(L, S).poller().completes_ops() && ai->ai_addrlen <= sizeof(sockaddr_storage)) {
     // The kernel connects and reports the outcome. The address must stay put
     // until the request is submitted: inet ones go in the peer slot, which
     // only accepted sockets use otherwise (and while an accepted socket's
@@ -465,7 +602,7 @@ static int l_shutdown(lua_State* L) {
   else if (!strcmp(how, "rw") || !strcmp(how, "wr"))
     mode = SHUT_RDWR;
   else
-    return luaL_error(L, "bad argument #2 to 'shutdown' (expected 'r', 'w' or 'rw', got '%s')", how);
+    return sock_error(L, "bad argument #2 to 'shutdown' (expected 'r', 'w' or 'rw', got '%s')", how);
   CHECK_OPEN(L, ls);
   Scheduler* S = ls->sched;
   sock::Loop* loop = sched_loop_here(S);
@@ -594,12 +731,13 @@ static char* send_data(lua_State* L, int idx, size_t* len, const char* fname) {
   size_t cap;
   char* p = sock_lua_checkbuffer(L, idx, false, &cap, fname);
   if (lua_isnoneornil(L, idx + 1)) {
-    if (cap == (size_t)-1) luaL_error(L, "bad argument #%d to '%s' (length required with a cdata buffer)", idx + 1, fname);
+    if (cap == (size_t)-1) sock_error(L, "bad argument #%d to '%s' (length required with a cdata buffer)", idx + 1, fname);
     *len = cap;
   } else {
     *len = check_size(L, idx + 1, fname, "length");
-    if (*len > cap) luaL_error(L, "bad argument #%d to '%s' (length %d exceeds the data's size %d)", idx + 1, fname,
-                               (int)*len, (int)cap);
+    if (*len > cap)
+      sock_error(L, "bad argument #%d to '%s' (length %s exceeds the data's size %s)", idx + 1, fname,
+                 size_text(*len).text, size_text(cap).text);
   }
   return p;
 }
@@ -663,12 +801,13 @@ static char* recv_target(lua_State* L, size_t* maxlen, const char* fname) {
   size_t cap;
   char* p = sock_lua_checkbuffer(L, 2, true, &cap, fname);
   if (lua_isnoneornil(L, 3)) {
-    if (cap == (size_t)-1) luaL_error(L, "bad argument #3 to '%s' (length required with a cdata buffer)", fname);
+    if (cap == (size_t)-1) sock_error(L, "bad argument #3 to '%s' (length required with a cdata buffer)", fname);
     *maxlen = cap;
   } else {
     *maxlen = check_size(L, 3, fname, "length");
     if (*maxlen > cap)
-      luaL_error(L, "bad argument #3 to '%s' (length %d exceeds the buffer's size %d)", fname, (int)*maxlen, (int)cap);
+      sock_error(L, "bad argument #3 to '%s' (length %s exceeds the buffer's size %s)", fname, size_text(*maxlen).text,
+                 size_text(cap).text);
   }
   return p;
 }
@@ -694,7 +833,7 @@ static int l_recv(lua_State* L) {
   char* p = recv_target(L, &maxlen, "recv");
   double expires = sock_lua_optexpires(L, 4, "recv");
   int flags = opt_flags(L, 5, "recv");
-  if (maxlen == 0) luaL_error(L, "bad argument #3 to 'recv' (length must be greater than 0)");
+  if (maxlen == 0) sock_error(L, "bad argument #3 to 'recv' (length must be greater than 0)");
   CHECK_OPEN(L, ls);
   // A second reader gets busy, before it can take bytes buffered for the first.
   if (sock_lua_busy(ls->rd)) return sock_lua_fail(L, sock::ERR_BUSY);
@@ -721,7 +860,7 @@ static int push_recvn(lua_State* co, LuaWait& w) {
 // tcp:_recvn(buf, len, [expires]) -> len | nil, err, read_len
 // (sock.lua's recvn returns the buffer too.)
 static int l_recvn(lua_State* L) {
-  LuaSocket* ls = io_socket(L, "recvn");
+  LuaSocket* ls = io_stream_socket(L, "recvn");
   size_t len;
   char* p = recv_target(L, &len, "recvn");
   double expires = sock_lua_optexpires(L, 4, "recvn");

@@ -33,9 +33,12 @@ struct LuaWait {
   // record meanwhile.
   bool armed = false;
   bool last_short = false;       // the last recv returned less than asked (a hint kept across calls on purpose)
+  bool defer = false;            // giving way (see sched_give_way): the op starts at the next turn, on defer_timer
+  sock::Timer defer_timer;
   // This call:
   double expires = -1;           // the deadline, kept for ops that re-arm (buffered reads, sendfile)
   PushResults push_results = nullptr;
+  bool tries_first = false;      // run_op (try, then wait) rather than wait_op (the caller's own syscalls)
   size_t base = 0;               // recvn: bytes taken from the read-ahead buffer before the op
   ReadRequest req;               // buffered reads
   void* job = nullptr;           // sendfile: its transfer state
@@ -96,6 +99,12 @@ int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, const char* fname);
 // sendfile). push_results reports a wait that could not start.
 int sock_lua_wait_op(lua_State* L, LuaSocket* ls, LuaWait& w, void (*on_complete)(sock::Operation*),
                      const char* fname);
+
+// Give way (see sched_give_way) for one turn, then go on: a run_op's op is
+// tried, a wait_op's completion is called with result 0, as if the socket
+// had become ready. Call from the loop's side (a completion) with a
+// prepared, armed record.
+void sock_lua_defer(sock::Loop& loop, LuaWait& w);
 
 // An optional `expires` argument: < 0 when absent.
 double sock_lua_optexpires(lua_State* L, int idx, const char* fname);

@@ -11,7 +11,51 @@
 #include "lua/scheduler.hpp"
 #include "sock_embedded_lua.hpp"
 
+#include <cstdarg>
+#include <cstring>
+
 SockTypeCache sock_type_cache;
+
+// Whether `source` (lua_Debug.source) is one of the chunks of sock's Lua
+// half. They are loaded with "=name", which no file chunk has ("@path").
+static bool is_own_chunk(const char* source) {
+  for (const SockLuaChunk& chunk : sock_lua_chunks)
+    if (std::strcmp(source, chunk.name) == 0) return true;
+  return false;
+}
+
+// Push "file:line: " of the first frame outside sock's Lua half, or "" when
+// that frame has no line (a C function such as pcall), as luaL_where does.
+static void push_where(lua_State* L) {
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (is_own_chunk(ar.source)) continue;
+    if (ar.currentline > 0) {
+      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+      return;
+    }
+    break;
+  }
+  lua_pushliteral(L, "");
+}
+
+int sock_error(lua_State* L, const char* fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  push_where(L);
+  lua_pushvfstring(L, fmt, args);
+  va_end(args);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+// _raise_at_caller(message): the Lua half's argument errors, positioned as
+// the binding's are (error's level would have to count the Lua half's own
+// frames, which differ from one function to the next).
+static int l_raise_at_caller(lua_State* L) {
+  return sock_error(L, "%s", luaL_checkstring(L, 1));
+}
 
 // _set_cdata_converter(f): LuaJIT only; see lua_buffer.cpp.
 static int l_set_cdata_converter(lua_State* L) {
@@ -50,6 +94,8 @@ extern "C" __attribute__((visibility("default"))) int luaopen_sock(lua_State* L)
   sched_open(L);
   lua_pushcfunction(L, l_set_cdata_converter);
   lua_setfield(L, -2, "_set_cdata_converter");
+  lua_pushcfunction(L, l_raise_at_caller);
+  lua_setfield(L, -2, "_raise_at_caller");
   lua_pop(L, 1);
 
   // The Lua half: sock.lua, then the other lua/*.lua files, each given the

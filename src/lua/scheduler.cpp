@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -24,13 +25,24 @@ static void push_thread(lua_State* L, lua_State* co) {
   }
 }
 
+// Where a thread suspended by sched_wait has the marker and its wait head:
+// what it yielded is on top of its stack (5.4 also shows the waiting
+// call's own arguments below them, 5.3 does not), and 5.1/5.2 yield the
+// call's arguments after the two.
+#if LUA_VERSION_NUM >= 503
+constexpr int marker_at = -2, head_at = -1;
+static int yielded_count(lua_State*) { return 2; }
+#else
+constexpr int marker_at = 1, head_at = 2;
+static int yielded_count(lua_State* co) { return lua_gettop(co); }
+#endif
+
 bool sched_in_wait(lua_State* co, const WaitHead* h) {
-  // A thread suspended by sched_wait has exactly what it yielded on its
-  // stack: the marker, then its wait head. Anything else (running, dead,
-  // suspended elsewhere after someone else resumed it) is not in that wait.
+  // Anything else (running, dead, suspended elsewhere after someone else
+  // resumed it) is not in that wait.
   if (lua_status(co) != LUA_YIELD || lua_gettop(co) < 2) return false;
-  if (lua_touserdata(co, 1) != &sock_wait_marker) return false;
-  return !h || lua_touserdata(co, 2) == h;
+  if (lua_touserdata(co, marker_at) != &sock_wait_marker) return false;
+  return !h || lua_touserdata(co, head_at) == h;
 }
 
 void sched_armed(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
@@ -49,7 +61,7 @@ lua_State* sched_unwait(Scheduler* S, lua_State* L, WaitHead* h) {
   lua_pushlightuserdata(L, h);
   lua_rawget(L, -2);
   lua_State* co = lua_tothread(L, -1);
-  if (co) {
+  if (!lua_isnil(L, -1)) {  // the thread, or a withdrawn wait's anchored arguments
     lua_pushlightuserdata(L, h);
     lua_pushnil(L);
     lua_rawset(L, -4);
@@ -59,11 +71,11 @@ lua_State* sched_unwait(Scheduler* S, lua_State* L, WaitHead* h) {
   return co;
 }
 
-// Replace the `kept` values at the bottom of co's stack (what its wait
-// yielded, which kept the socket, buffer or job alive) by the results pushed
-// above them, now that the results no longer need them.
-static void drop_kept(lua_State* co, int kept) {
-  for (int i = 0; i < kept; i++) lua_remove(co, 1);
+// Remove the `kept` values just below the `nresults` on top of co's stack:
+// what its wait yielded (on 5.1/5.2, with the arguments that kept the
+// socket, buffer or job alive), now that the results no longer need them.
+static void drop_kept(lua_State* co, int kept, int nresults) {
+  for (int i = 0; i < kept; i++) lua_remove(co, -(nresults + 1));
 }
 
 // A child of fork() shares the parent's epoll instance or ring: it must
@@ -72,7 +84,7 @@ static void drop_kept(lua_State* co, int kept) {
 // the parent's), so the child is told how to fork instead.
 static void leave_parent_loop(lua_State* L, Scheduler* S) {
   if (S->waiting > 0 || S->loop->has_ready() || S->loop->timers() > 0)
-    luaL_error(L, "sock: this process was forked while sock threads were waiting or sleeping; "
+    sock_error(L, "sock: this process was forked while sock threads were waiting or sleeping; "
                   "fork before starting them (or from outside sock.run) and start new ones in the child");
   S->loop->poller().abandon();
   S->parent_loops.push_back(std::move(S->loop));
@@ -99,7 +111,7 @@ sock::Loop& sched_loop(lua_State* L, Scheduler* S) {
     const char* name = S->backend_request;
     if (!name) name = std::getenv("SOCK_BACKEND");
     auto poller = sock::make_poller(name, &S->fallback_reason);
-    if (!poller) luaL_error(L, "sock: no I/O backend could be set up");
+    if (!poller) sock_error(L, "sock: no I/O backend could be set up");
     S->loop = std::make_unique<sock::Loop>(std::move(poller));
     S->loop_fork_gen = sched_fork_generation();  // (registers the fork counter, once)
   }
@@ -107,7 +119,7 @@ sock::Loop& sched_loop(lua_State* L, Scheduler* S) {
 }
 
 void sched_check_thread(lua_State* L, Scheduler* S, const char* fname) {
-  if (!S->current) luaL_error(L, "%s: I/O and sleeping work only inside a sock thread (sock.newthread/sock.thread/sock.run)", fname);
+  if (!S->current) sock_error(L, "%s: I/O and sleeping work only inside a sock thread (sock.newthread/sock.thread/sock.run)", fname);
   if (L == S->current) return;
   // A coroutine inside a sock thread may wait only if sock made it
   // (sock.cowrap, sock.pcall), since only those pass the wait through.
@@ -116,7 +128,7 @@ void sched_check_thread(lua_State* L, Scheduler* S, const char* fname) {
   lua_rawget(L, -2);
   bool nested = lua_toboolean(L, -1);
   lua_pop(L, 2);
-  if (!nested) luaL_error(L, "%s: cannot wait inside a plain coroutine; use sock.cowrap or sock.newthread", fname);
+  if (!nested) sock_error(L, "%s: cannot wait inside a plain coroutine; use sock.cowrap or sock.newthread", fname);
 }
 
 #if LUA_VERSION_NUM >= 503
@@ -127,15 +139,37 @@ void sched_check_thread(lua_State* L, Scheduler* S, const char* fname) {
 static int wait_resumed(lua_State* L, int, lua_KContext ctx) {
   WaitHead* h = reinterpret_cast<WaitHead*>(ctx);
   Scheduler* S = h->sched;
+  int nargs = h->frame_args;  // the call's own arguments, below the values it was resumed with
   if (S->resumed_wait == h) {
     S->resumed_wait = nullptr;
-    return lua_gettop(L);  // the results the loop pushed
+    return lua_gettop(L) - nargs;  // the results the loop pushed
   }
-  if (sched_unwait(S, L, h)) {
-    lua_pop(L, 1);
-    h->kind->withdraw(S, L, h);
+  lua_settop(L, nargs);
+  lua_checkstack(L, 4);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
+  lua_pushlightuserdata(L, h);
+  lua_rawget(L, -2);
+  bool armed = lua_isthread(L, -1);
+  lua_pop(L, 1);
+  if (armed && h->kind->withdraw(S, L, h)) {
+    // Its completion is still to come: until then the arguments (the
+    // socket, the buffer the kernel may write into) stay anchored in the
+    // thread's place.
+    lua_pushlightuserdata(L, h);
+    lua_createtable(L, nargs, 0);
+    for (int i = 1; i <= nargs; i++) {
+      lua_pushvalue(L, i);
+      lua_rawseti(L, -2, i);
+    }
+    lua_rawset(L, -3);
+  } else if (armed) {
+    lua_pushlightuserdata(L, h);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    S->waiting--;
   }
-  return luaL_error(L, "%s: this thread was resumed from outside the sock loop while it waited "
+  lua_pop(L, 1);
+  return sock_error(L, "%s: this thread was resumed from outside the sock loop while it waited "
                        "(coroutine.resume on a sock thread?); the wait was withdrawn", h->fname);
 }
 #endif
@@ -151,25 +185,30 @@ static bool can_yield(lua_State* L) {
 
 int sched_wait(lua_State* L, Scheduler* S, WaitHead* h, const WaitKind* kind, void* self, const char* fname) {
   if (!can_yield(L))
-    luaL_error(L, "%s: cannot wait here: the call is inside a C function or a plain pcall that cannot yield "
+    sock_error(L, "%s: cannot wait here: the call is inside a C function or a plain pcall that cannot yield "
                   "(use sock.pcall, or move the call out of the callback)", fname);
   h->sched = S;
   h->kind = kind;
   h->self = self;
   h->fname = fname;
-  // Yield the marker and the head, followed by every argument of the
-  // waiting call: the driver leaves them on the thread's stack until the
-  // results are pushed, which keeps the socket, the buffer or the sleep job
-  // alive meanwhile. (LuaJIT overwrites a yielding C function's arguments,
-  // so they would not be.) Nothing is armed before the yield succeeds.
+  // Yield the marker and the head. Nothing is armed before the yield
+  // succeeds. The call's arguments must stay alive until its results are
+  // pushed (they hold the socket, the buffer or the sleep job): 5.3+ keeps
+  // them in the C function's frame below what it yields, where its
+  // continuation finds them; 5.1, 5.2 and LuaJIT do not (LuaJIT overwrites
+  // a yielding C function's arguments), so there they are yielded too, and
+  // the driver leaves them on the thread's stack.
   lua_checkstack(L, 2);
+#if LUA_VERSION_NUM >= 503
+  h->frame_args = lua_gettop(L);
+  lua_pushlightuserdata(L, &sock_wait_marker);
+  lua_pushlightuserdata(L, h);
+  return lua_yieldk(L, 2, reinterpret_cast<lua_KContext>(h), wait_resumed);
+#else
   lua_pushlightuserdata(L, &sock_wait_marker);
   lua_insert(L, 1);
   lua_pushlightuserdata(L, h);
   lua_insert(L, 2);
-#if LUA_VERSION_NUM >= 503
-  return lua_yieldk(L, lua_gettop(L), reinterpret_cast<lua_KContext>(h), wait_resumed);
-#else
   return lua_yield(L, lua_gettop(L));
 #endif
 }
@@ -248,7 +287,20 @@ int sched_drive(Scheduler* S, lua_State* L, lua_State* co, int nargs) {
   return n;
 }
 
+bool sched_slice_over(Scheduler* S) {
+  S->slice_ops = 0;
+  double now = sock::monotonic_now();
+  if (S->slice_start == 0) {  // the first read of this slice
+    S->slice_start = now;
+    return false;
+  }
+  if (now - S->slice_start < kSliceSeconds) return false;
+  S->slice_ops = kOpsPerClockRead;  // over: every next operation gives way too, until a new slice
+  return true;
+}
+
 static int drive(Scheduler* S, lua_State* L, lua_State* co, int nargs, int anchor) {
+  if (!S->current) sched_new_slice(S);  // resumed by the loop or from outside any thread
   for (;;) {
     lua_State* prev = S->current;
     S->current = co;
@@ -257,13 +309,13 @@ static int drive(Scheduler* S, lua_State* L, lua_State* co, int nargs, int ancho
     S->current = prev;
     if (status == LUA_YIELD) {
       void* marker = nres > 0 ? lua_touserdata(co, -nres) : nullptr;
-      if (marker == &sock_wait_marker && nres >= 2) {
+      if (marker == &sock_wait_marker && nres >= 2 && sched_in_wait(co)) {
         // Arm the wait now that the thread has yielded (see sched_wait). Its
         // values stay on the thread's stack while it waits.
-        WaitHead* h = static_cast<WaitHead*>(lua_touserdata(co, -nres + 1));
+        WaitHead* h = static_cast<WaitHead*>(lua_touserdata(co, head_at));
         int n = h->kind->arm(S, L, co, h);
         if (n < 0) return 0;
-        drop_kept(co, lua_gettop(co) - n);  // finished at once: resume with the results
+        drop_kept(co, nres, n);  // finished at once: resume with the results
         note_resuming(S, h);
         nargs = n;
         continue;
@@ -321,23 +373,25 @@ static bool handle_error(Scheduler* S, lua_State* L, lua_State* co) {
   return true;
 }
 
-void sched_complete_wait(Scheduler* S, WaitHead* h, int (*push_results)(lua_State* co, void* ctx), void* ctx) {
+void sched_complete_wait(Scheduler* S, WaitHead* h, int (*push_results)(lua_State* co, void* ctx), void* ctx,
+                         void (*undo)(void* ctx)) {
   lua_State* L = S->loop_L;
   int top = lua_gettop(L);
   // The thread leaves the waiting set but stays held, on L's stack, which
   // is also the driver's anchor slot: pushing its results may run the
   // collector, and nothing else refers to it now.
   lua_checkstack(L, 6);
-  lua_State* co = sched_unwait(S, L, h);
+  lua_State* co = sched_unwait(S, L, h);  // (or the arguments of a withdrawn wait, anchored on L meanwhile)
   int anchor = top + 1;
   if (!co || !sched_in_wait(co, h)) {  // resumed from outside meanwhile: nobody to give results to
+    if (undo) undo(ctx);
     lua_settop(L, top);
     return;
   }
-  int kept = lua_gettop(co);
+  int kept = yielded_count(co);
   lua_checkstack(co, 8);
   int nresults = push_results ? push_results(co, ctx) : 0;
-  drop_kept(co, kept);  // only now: the kept arguments held what push_results read
+  drop_kept(co, kept, nresults);  // only now: the kept arguments held what push_results read
   note_resuming(S, h);
   int n = drive(S, L, co, nresults, anchor);
   if (n < 0 && !handle_error(S, L, co)) {
@@ -355,7 +409,7 @@ void sched_complete_wait(Scheduler* S, WaitHead* h, int (*push_results)(lua_Stat
 
 static lua_State* check_thread(lua_State* L, int idx, const char* fname) {
   lua_State* co = lua_tothread(L, idx);
-  if (!co) luaL_error(L, "bad argument #%d to '%s' (thread expected, got %s)", idx, fname, luaL_typename(L, idx));
+  if (!co) sock_error(L, "bad argument #%d to '%s' (thread expected, got %s)", idx, fname, luaL_typename(L, idx));
   return co;
 }
 
@@ -369,8 +423,8 @@ static int l_newthread(lua_State* L) {
 }
 
 static int resume_common(lua_State* L, Scheduler* S, lua_State* co, int first_arg, const char* fname) {
-  if (co == L) luaL_error(L, "%s: a thread cannot resume itself", fname);
-  if (sched_in_wait(co)) luaL_error(L, "%s: the thread is waiting on I/O or a timer", fname);
+  if (co == L) sock_error(L, "%s: a thread cannot resume itself", fname);
+  if (sched_in_wait(co)) sock_error(L, "%s: the thread is waiting on I/O or a timer", fname);
   int nargs = lua_gettop(L) - first_arg + 1;
   lua_checkstack(co, nargs + 1);
   lua_xmove(L, co, nargs);
@@ -405,7 +459,7 @@ static int l_transfer(lua_State* L) {
   Scheduler* S = sched_of(L);
   lua_State* co = check_thread(L, 1, "transfer");
   if (!S->current) return resume_common(L, S, co, 2, "transfer");  // from outside any thread
-  if (sched_in_wait(co)) luaL_error(L, "transfer: the thread is waiting on I/O or a timer");
+  if (sched_in_wait(co)) sock_error(L, "transfer: the thread is waiting on I/O or a timer");
   sched_check_thread(L, S, "transfer");
   int n = lua_gettop(L);
   lua_pushlightuserdata(L, &sock_transfer_marker);
@@ -428,9 +482,9 @@ static int l_currentthread(lua_State* L) {
 
 static double opt_timeout(lua_State* L, int idx, const char* fname) {
   if (lua_isnoneornil(L, idx)) return -1;
-  if (!lua_isnumber(L, idx)) luaL_error(L, "bad argument #%d to '%s' (number expected, got %s)", idx, fname, luaL_typename(L, idx));
+  if (!lua_isnumber(L, idx)) sock_error(L, "bad argument #%d to '%s' (number expected, got %s)", idx, fname, luaL_typename(L, idx));
   double t = lua_tonumber(L, idx);
-  if (t != t) luaL_error(L, "bad argument #%d to '%s' (timeout is NaN)", idx, fname);
+  if (t != t) sock_error(L, "bad argument #%d to '%s' (timeout is NaN)", idx, fname);
   if (t >= 2147483647.0) return -1;  // "anything beyond 2^31-1 is infinite"
   return t < 0 ? 0 : t;
 }
@@ -442,19 +496,38 @@ static int raise_pending(lua_State* L, Scheduler* S) {
 
 static bool has_work(Scheduler* S) { return S->waiting > 0 || (S->loop && S->loop->has_ready()); }
 
+static int l_noop(lua_State*) { return 0; }
+
+// The standalone interpreters handle Ctrl-C (SIGINT) by setting a hook that
+// raises "interrupted!" at the next Lua call or instruction. While the loop
+// waits, no Lua code runs, so the hook would never fire: the loop makes a
+// call of its own after each turn in which a hook is set. A program that
+// handles SIGINT itself sets no hook, and the loop goes on (EINTR is not an
+// error); a debugger's hook sees one extra call per turn.
+static void run_hook(lua_State* L, Scheduler* S) {
+  bool was_running = S->running;
+  S->running = false;  // (in case the hook raises out of sock.start)
+  lua_pushcfunction(L, l_noop);
+  lua_call(L, 0, 0);
+  S->running = was_running;
+}
+
 // One turn of the loop. Returns the number of callbacks run, raising a
 // thread's error.
 static int poll_once(lua_State* L, Scheduler* S, double timeout) {
   sock::Loop& loop = sched_loop(L, S);
   lua_State* saved = S->loop_L;
   S->loop_L = L;
+  sched_new_slice(S);
+  S->polled = true;
   int n = loop.run_once(timeout);
   S->loop_L = saved;
   if (S->error_pending) {
     S->running = false;
     raise_pending(L, S);
   }
-  if (n < 0) luaL_error(L, "sock.poll: %s", sock::error_message(-n));
+  if (n < 0) sock_error(L, "sock.poll: %s", sock::error_message(-n));
+  if (lua_gethook(L)) run_hook(L, S);
   return n;
 }
 
@@ -462,7 +535,7 @@ static int poll_once(lua_State* L, Scheduler* S, double timeout) {
 static int l_poll(lua_State* L) {
   Scheduler* S = sched_of(L);
   double timeout = opt_timeout(L, 1, "poll");
-  if (S->current) luaL_error(L, "poll: cannot poll from inside a sock thread");
+  if (S->current) sock_error(L, "poll: cannot poll from inside a sock thread");
   if (!has_work(S)) {
     lua_pushboolean(L, 0);
     lua_pushliteral(L, "empty");
@@ -483,7 +556,7 @@ static int l_start(lua_State* L) {
   Scheduler* S = sched_of(L);
   double timeout = opt_timeout(L, 1, "start");
   if (S->running) return 0;
-  if (S->current) luaL_error(L, "start: cannot start the loop from inside a sock thread");
+  if (S->current) sock_error(L, "start: cannot start the loop from inside a sock thread");
   double until = timeout >= 0 ? sock::monotonic_now() + timeout : -1;
   S->running = true;
   while (!S->stop_requested && has_work(S)) {
@@ -523,7 +596,7 @@ static int l_clock(lua_State* L) {
 static int l_epoll_fd(lua_State* L) {
   Scheduler* S = sched_of(L);
   if (!lua_isnoneornil(L, 1))
-    luaL_error(L, "epoll_fd: sharing a poller fd between Lua states is not supported; each state has its own");
+    sock_error(L, "epoll_fd: sharing a poller fd between Lua states is not supported; each state has its own");
   sock::Loop& loop = sched_loop(L, S);
   lua_pushinteger(L, loop.poller().fd());
   return 1;
@@ -535,10 +608,10 @@ static int l_backend(lua_State* L) {
   if (!lua_isnoneornil(L, 1)) {
     const char* name = sock_checkstring(L, 1, "backend");
     bool known = !strcmp(name, "epoll") || !strcmp(name, "io_uring");
-    if (!known) luaL_error(L, "bad argument #1 to 'backend' (unknown backend '%s': expected 'epoll' or 'io_uring')", name);
+    if (!known) sock_error(L, "bad argument #1 to 'backend' (unknown backend '%s': expected 'epoll' or 'io_uring')", name);
     if (S->loop) {
       if (strcmp(S->loop->poller().name(), name) != 0)
-        luaL_error(L, "backend: the %s backend is already running; choose the backend before the first I/O", S->loop->poller().name());
+        sock_error(L, "backend: the %s backend is already running; choose the backend before the first I/O", S->loop->poller().name());
     } else {
       S->backend_request = !strcmp(name, "epoll") ? "epoll" : "io_uring";
     }
@@ -594,17 +667,18 @@ static int sleep_arm(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
   return -1;
 }
 
-static void sleep_withdraw(Scheduler* S, lua_State*, WaitHead* h) {
+static bool sleep_withdraw(Scheduler* S, lua_State*, WaitHead* h) {
   SleepJob* job = static_cast<SleepJob*>(h->self);
   job->armed = false;
   if (S->loop) S->loop->remove_timer(job->timer);
+  return false;
 }
 
 static const WaitKind sleep_kind = {sleep_arm, sleep_withdraw};
 
 static SleepJob* check_job(lua_State* L, const char* fname) {
   void* p = luaL_testudata(L, 1, SLEEP_JOB);
-  if (!p) luaL_error(L, "bad argument #1 to '%s' (sock.sleep_job expected, got %s)", fname, luaL_typename(L, 1));
+  if (!p) sock_error(L, "bad argument #1 to '%s' (sock.sleep_job expected, got %s)", fname, luaL_typename(L, 1));
   return static_cast<SleepJob*>(p);
 }
 
@@ -620,16 +694,16 @@ static int l_sleep_job(lua_State* L) {
 }
 
 static double check_time(lua_State* L, int idx, const char* fname) {
-  if (!lua_isnumber(L, idx)) luaL_error(L, "bad argument #%d to '%s' (number expected, got %s)", idx, fname, luaL_typename(L, idx));
+  if (!lua_isnumber(L, idx)) sock_error(L, "bad argument #%d to '%s' (number expected, got %s)", idx, fname, luaL_typename(L, idx));
   double t = lua_tonumber(L, idx);
-  if (t != t) luaL_error(L, "bad argument #%d to '%s' (NaN)", idx, fname);
+  if (t != t) sock_error(L, "bad argument #%d to '%s' (NaN)", idx, fname);
   return t;
 }
 
 static int job_sleep_until_at(lua_State* L, SleepJob* job, double when, const char* fname) {
   Scheduler* S = job->sched;
   sched_check_thread(L, S, fname);
-  if (job->armed) luaL_error(L, "%s: this sleep job already has a sleeping thread", fname);
+  if (job->armed) sock_error(L, "%s: this sleep job already has a sleeping thread", fname);
   if (std::isinf(when) && when > 0) when = 1e300;  // forever: only wakeup() ends it
   sched_loop(L, S);  // (made here, where it may raise, rather than when arming)
   job->when = when;
@@ -663,7 +737,7 @@ static int l_job_wakeup(lua_State* L) {
     return 1;
   }
   lua_replace(L, 1);  // the job's slot now holds the thread, keeping it alive
-  lua_settop(co, 0);  // what the sleep kept (the job, which L's caller holds)
+  lua_pop(co, yielded_count(co));  // what the sleep yielded (the job, which L's caller holds)
   int nargs = lua_gettop(L) - 1;
   lua_checkstack(co, nargs + 1);
   lua_xmove(L, co, nargs);
@@ -733,6 +807,11 @@ static int l_waiting_count(lua_State* L) {
 
 static int l_sched_gc(lua_State* L) {
   Scheduler* S = static_cast<Scheduler*>(lua_touserdata(L, 1));
+  if (!S->closed && S->waiting > 0 && !S->polled)
+    std::fprintf(stderr,
+                 "sock: the program ended with %d thread(s) waiting, and the loop never ran: "
+                 "call sock.start() after starting threads, or use sock.run(f)\n",
+                 S->waiting);
   // Other finalizers may still run after this one while the state closes;
   // they see `closed` and a null loop and leave it alone.
   S->closed = true;

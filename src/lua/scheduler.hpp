@@ -35,10 +35,16 @@ struct Scheduler {
   lua_State* loop_L = nullptr;   // the state running sock.poll/start
   int waiting = 0;               // armed waits (threads blocked on I/O or a timer)
   const WaitHead* resumed_wait = nullptr;  // 5.3+: the wait the loop is resuming (see wait_resumed)
+  // The cooperative budget (see sched_give_way): since when the thread the
+  // loop last resumed (with the threads it resumes in turn) has held the
+  // loop, and how many operations it has completed since the clock was last read.
+  double slice_start = 0;  // 0: not read yet in this slice
+  unsigned slice_ops = 0;
   bool running = false;          // inside sock.start
   bool stop_requested = false;
   bool error_pending = false;    // a thread failed inside the loop; its error is on loop_L
   bool closed = false;           // the state is being closed
+  bool polled = false;           // the loop has run at least once (else threads left waiting are worth a warning)
   int waiting_ref = LUA_NOREF;   // {wait head (light userdata) = thread}: armed waits, their threads anchored
   int nested_ref = LUA_NOREF;    // weak {coroutine = true}: cowrap/pcall coroutines that may do I/O
   int hooks_ref = LUA_NOREF;     // weak {thread = function}: sock.onthreadfinish
@@ -60,8 +66,10 @@ struct WaitKind {
   // onto co, which is resumed with them straight away.
   int (*arm)(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h);
   // Withdraw an armed wait whose thread was resumed from outside the loop.
-  // A completion that still comes finds no thread waiting for it.
-  void (*withdraw)(Scheduler* S, lua_State* L, WaitHead* h);
+  // Returns true when its completion will still come (the kernel may hold
+  // the buffer until then): the call's arguments stay anchored until it
+  // does, and its callback finds no thread waiting for it.
+  bool (*withdraw)(Scheduler* S, lua_State* L, WaitHead* h);
 };
 
 // The first member of every wait record: what sched_wait yields and what
@@ -71,6 +79,7 @@ struct WaitHead {
   const WaitKind* kind = nullptr;
   void* self = nullptr;          // the record that contains this head
   const char* fname = nullptr;   // the waiting function, for messages
+  int frame_args = 0;            // 5.3+: the call's arguments, left in its frame below what it yields
 };
 
 // Markers a thread yields as its first value.
@@ -94,6 +103,40 @@ unsigned sched_fork_generation();
 // back to plain syscalls). Never raises: for close, shutdown and finalizers.
 sock::Loop* sched_loop_here(Scheduler* S);
 
+// The cooperative budget. A thread whose operations keep completing at
+// once never waits, so without a budget it would hold the loop: no timer
+// would fire and no other thread would run. Each time the loop resumes a
+// thread (or runs completions) a slice starts; once the thread has held the
+// loop for kSliceSeconds, its next operation gives way: it waits for one
+// turn of the loop (which polls without blocking, fires due timers and runs
+// the threads whose I/O is ready) and then goes on with the same results it
+// would have had. The clock is read once per kOpsPerClockRead operations.
+// Threads a thread resumes itself (sock.thread in an accept loop) share its
+// slice, so spawning work does not escape the budget either.
+constexpr double kSliceSeconds = 0.002;
+constexpr unsigned kOpsPerClockRead = 16;
+
+bool sched_slice_over(Scheduler* S);  // reads the clock
+
+// Called before an operation that may complete at once: true when the
+// running thread must give way first.
+inline bool sched_give_way(Scheduler* S) {
+  return ++S->slice_ops >= kOpsPerClockRead && sched_slice_over(S);
+}
+
+// The same for an operation that is long in itself (a sendfile call):
+// reads the clock every time.
+inline bool sched_give_way_now(Scheduler* S) {
+  S->slice_ops = kOpsPerClockRead;
+  return sched_slice_over(S);
+}
+
+// A new slice: the loop resumes a thread, or starts a turn.
+inline void sched_new_slice(Scheduler* S) {
+  S->slice_start = 0;
+  S->slice_ops = 0;
+}
+
 // Raise unless L runs inside a sock thread (or a coroutine sock made inside one).
 void sched_check_thread(lua_State* L, Scheduler* S, const char* fname);
 
@@ -112,8 +155,10 @@ void sched_armed(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h);
 // results with push_results(co, ctx) (none if null), and resume it. Errors
 // are kept for sock.poll/start to raise. A thread that is no longer
 // suspended in this wait (it was resumed from outside the loop) is left
-// alone.
-void sched_complete_wait(Scheduler* S, WaitHead* h, int (*push_results)(lua_State* co, void* ctx), void* ctx);
+// alone; undo(ctx), if given, then gives back what the op took (bytes,
+// an accepted fd) while what the wait kept is still alive.
+void sched_complete_wait(Scheduler* S, WaitHead* h, int (*push_results)(lua_State* co, void* ctx), void* ctx,
+                         void (*undo)(void* ctx) = nullptr);
 
 // Forget an armed wait without resuming its thread; returns the thread (on
 // top of L's stack, which keeps it alive) or null if none was anchored.

@@ -10,7 +10,10 @@ ffi.cdef[[
 int fork(void);
 int waitpid(int pid, int *status, int options);
 void _exit(int status);
+int pause(void);
+int kill(int pid, int sig);
 ]]
+local SIGKILL = 9
 local WNOHANG = 1
 
 -- Fork; in the child run f() and leave with _exit(0) if it returns true,
@@ -113,6 +116,65 @@ T.plain('a child forked while threads wait is told to fork earlier', function()
 		T.eq(child_status(pid), 0)
 		sj:wakeup()
 	end)
+end)
+
+T.plain('a socket closed in the parent while a child still holds it is not reported to the parent', function()
+	-- An epoll registration belongs to the open file description, which the
+	-- child keeps open: closing the fd in the parent does not end it.
+	local pid
+	local ok, err = pcall(sock.run, function()
+		local a, b = T.tcp_pair()
+		T.eq(select(2, a:recv(sock.buffer(4), 4, sock.clock() + 0.01)), 'timeout')  -- a is registered now
+		pid = fork(function()
+			ffi.C.pause()  -- hold a's file until killed
+			return true
+		end)
+		local a_fd = a:fileno()
+		a:close()
+		if sock.backend() == 'epoll' then
+			-- The registration is gone from our epoll instance, not just the fd.
+			local f = assert(io.open('/proc/self/fdinfo/' .. sock.epoll_fd()))
+			local info = f:read('*a')
+			f:close()
+			assert(not info:find('tfd:%s+' .. a_fd .. '%s'), 'fd ' .. a_fd .. ' still registered:\n' .. info)
+		end
+		a = nil
+		collectgarbage()
+		collectgarbage()  -- a's memory, which the registration pointed to, is gone
+		assert(b:send('x', nil, T.deadline()))  -- a's file becomes readable in the child's hands
+		-- The loop polls and must not touch the freed socket.
+		local c, d = T.tcp_pair()
+		assert(c:send('y', nil, T.deadline()))
+		T.eq(d:readn(1, T.deadline()), 'y')
+		b:close()
+		c:close()
+		d:close()
+	end)
+	if pid then  -- whatever happened, the child goes
+		ffi.C.kill(pid, SIGKILL)
+		sock.run(function() T.eq(child_status(pid), -1) end)
+	end
+	assert(ok, err)
+end)
+
+T.plain('a lookup in a child works after one in the parent timed out', function()
+	local prev = sock._resolver_delay(0.3)
+	sock.run(function()
+		local c = assert(sock.tcp())
+		local ok, err = c:connect('localhost', 1, sock.clock() + 0.02)
+		T.eq(ok, nil)
+		T.eq(err, 'timeout')  -- the lookup is still on a worker; the parent's resolver op stays armed
+		c:close()
+	end)
+	local pid = fork(function()
+		sock._resolver_delay(0)
+		local ai
+		sock.thread(function() ai = sock.addr('localhost', 80) end)
+		sock.start(5)  -- bounded: a hang shows as no address
+		return ai ~= nil
+	end)
+	sock.run(function() T.eq(child_status(pid), 0) end)
+	sock._resolver_delay(prev)
 end)
 
 T.done()

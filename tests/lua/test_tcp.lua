@@ -411,4 +411,19 @@ if jit then
 	end)
 end
 
+T.test('a failed connect on an accepted socket leaves its remote address as it was', function()
+	local c, s = T.tcp_pair()
+	local other, other_port = T.listener()
+	local ok, err = s:connect('127.0.0.1', other_port, T.deadline())
+	T.eq(ok, nil)
+	T.eq(err, 'already_connected')
+	-- (io_uring kept the address to connect to where the accepted socket
+	-- keeps its peer's until Lua first reads it)
+	T.eq(s.remote_addr, '127.0.0.1')
+	T.eq(s.remote_port, c:getsockname():port())
+	other:close()
+	c:close()
+	s:close()
+end)
+
 T.done()
