@@ -56,8 +56,11 @@ class Resolver {
   // stay until the resolver goes). The delay of the test hook is read from
   // the environment variable SOCK_TEST_RESOLVER_DELAY (seconds) here.
   explicit Resolver(unsigned max_threads = 4);
-  // Forgets queued jobs, waits for the lookups in progress (a test delay is
-  // cut short), joins the workers and closes the eventfd.
+  // Forgets queued jobs and returns at once. A lookup in progress cannot be
+  // interrupted (getaddrinfo may take seconds): its worker finishes on its
+  // own, drops the result, and the last worker to go frees what the workers
+  // share and closes the eventfd. (The code stays loaded meanwhile: see
+  // start_worker.)
   ~Resolver();
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
@@ -90,27 +93,25 @@ class Resolver {
   size_t finished() const;
   // Worker threads started so far.
   size_t threads() const;
+  // Lookups a worker is running now.
+  size_t running() const;
 
   // Test hook: each lookup waits this many seconds first (0: none).
   void set_delay(double seconds);
+  // Test hook: each lookup then stalls this long, like a getaddrinfo that
+  // waits for a slow DNS server: not cut short by the resolver's end.
+  void set_stall(double seconds);
   double delay() const;
 
  private:
-  void worker();
+  struct Shared;  // what the workers use; each holds it until it ends
+  static void worker(std::shared_ptr<Shared> sh);
   bool start_worker();
 
-  mutable std::mutex mu_;
-  std::condition_variable work_cv_;  // jobs queued, or stop
-  std::condition_variable stop_cv_;  // stop (ends a test delay early)
-  std::deque<ResolveJob*> queue_;
-  std::deque<ResolveJob*> done_;
-  std::vector<std::thread> threads_;
+  std::shared_ptr<Shared> sh_;
+  std::vector<std::thread> threads_;  // started so far (detached when the resolver goes)
   unsigned max_threads_;
-  unsigned idle_ = 0;
-  size_t pending_ = 0;
-  bool stop_ = false;
-  double delay_ = 0;
-  int efd_ = -1;
+  int efd_ = -1;  // a copy of the shared eventfd, read without the lock (also in a fork's child)
 };
 
 }  // namespace sock

@@ -1,5 +1,6 @@
 #include "sock/resolver.hpp"
 
+#include <dlfcn.h>
 #include <sys/eventfd.h>
 #include <pthread.h>
 #include <signal.h>
@@ -35,35 +36,78 @@ bool erase_one(std::deque<T*>& q, T* item) {
 
 }  // namespace
 
+// Everything the workers touch. The resolver and each worker hold it, so
+// that a worker still inside getaddrinfo when the resolver goes can finish
+// with memory and an eventfd that are still its own.
+struct Resolver::Shared {
+  mutable std::mutex mu;
+  std::condition_variable work_cv;  // jobs queued, or stop
+  std::condition_variable stop_cv;  // stop (ends a test delay early)
+  std::deque<ResolveJob*> queue;
+  std::deque<ResolveJob*> done;
+  unsigned idle = 0;
+  size_t running = 0;  // jobs being looked up now
+  size_t pending = 0;
+  bool stop = false;
+  double delay = 0;
+  double stall = 0;
+  int efd = -1;
+
+  ~Shared() {
+    for (ResolveJob* job : queue) delete job;
+    for (ResolveJob* job : done) delete job;
+    if (efd >= 0) ::close(efd);
+  }
+
+  void signal() {
+    if (efd < 0) return;
+    while (::eventfd_write(efd, 1) < 0 && errno == EINTR) {
+    }
+  }
+};
+
 Resolver::Resolver(unsigned max_threads)
-    : max_threads_(max_threads ? max_threads : 1), delay_(delay_from_env()) {}
+    : sh_(std::make_shared<Shared>()), max_threads_(max_threads ? max_threads : 1) {
+  sh_->delay = delay_from_env();
+}
 
 Resolver::~Resolver() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-    for (ResolveJob* job : queue_) delete job;
-    queue_.clear();
+    std::lock_guard<std::mutex> lock(sh_->mu);
+    sh_->stop = true;
+    for (ResolveJob* job : sh_->queue) delete job;
+    sh_->queue.clear();
   }
-  work_cv_.notify_all();
-  stop_cv_.notify_all();
-  for (std::thread& t : threads_) t.join();
-  // The workers are gone: whatever finished (or was cancelled while it ran
-  // and got deleted by its worker) is ours alone now.
-  for (ResolveJob* job : done_) delete job;
-  done_.clear();
-  if (efd_ >= 0) ::close(efd_);
+  sh_->work_cv.notify_all();
+  sh_->stop_cv.notify_all();
+  // Idle workers end at once; one inside getaddrinfo ends when it returns.
+  // Neither is waited for: closing a Lua state must not take seconds.
+  for (std::thread& t : threads_) t.detach();
 }
 
 int Resolver::open() {
   if (efd_ >= 0) return 0;
   int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd < 0) return -errno;
-  efd_ = fd;
+  std::lock_guard<std::mutex> lock(sh_->mu);
+  sh_->efd = efd_ = fd;
   return 0;
 }
 
+// A worker may outlive the resolver (see ~Resolver), and with it the Lua
+// state, which then unloads the module the worker's code is in: keep that
+// code loaded for the rest of the process once a worker has started.
+static void keep_code_loaded() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    Dl_info info;
+    if (::dladdr(reinterpret_cast<void*>(&keep_code_loaded), &info) && info.dli_fname)
+      ::dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  });
+}
+
 bool Resolver::start_worker() {
+  keep_code_loaded();
   // The workers must not take the host program's signals: block them all in
   // the new thread (it inherits the mask of the thread that creates it).
   sigset_t all, old;
@@ -71,7 +115,7 @@ bool Resolver::start_worker() {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   bool ok = true;
   try {
-    threads_.emplace_back([this] { worker(); });
+    threads_.emplace_back(worker, sh_);
   } catch (const std::exception&) {  // std::system_error, std::bad_alloc
     ok = false;
   }
@@ -80,43 +124,43 @@ bool Resolver::start_worker() {
 }
 
 int Resolver::submit(std::unique_ptr<ResolveJob>& job) {
-  if (efd_ < 0) return -EBADF;
   if (!job) return -EINVAL;
-  std::unique_lock<std::mutex> lock(mu_);
+  if (efd_ < 0) return -EBADF;
+  std::unique_lock<std::mutex> lock(sh_->mu);
   // One more thread when every one is busy, up to the maximum.
-  if (idle_ <= queue_.size() && threads_.size() < max_threads_) {
+  if (sh_->idle <= sh_->queue.size() && threads_.size() < max_threads_) {
     bool started = start_worker();
     if (!started && threads_.empty()) return -EAGAIN;
   }
   try {
-    queue_.push_back(job.get());
+    sh_->queue.push_back(job.get());
   } catch (const std::bad_alloc&) {
     return -ENOMEM;
   }
   job.release()->state = ResolveJob::State::queued;
-  pending_++;
+  sh_->pending++;
   lock.unlock();
-  work_cv_.notify_one();
+  sh_->work_cv.notify_one();
   return 0;
 }
 
 void Resolver::cancel(ResolveJob* job) {
   if (!job) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(sh_->mu);
   switch (job->state) {
     case ResolveJob::State::queued:
-      if (erase_one(queue_, job)) {
-        pending_--;
+      if (erase_one(sh_->queue, job)) {
+        sh_->pending--;
         delete job;
       }
       break;
     case ResolveJob::State::running:
       job->state = ResolveJob::State::cancelled;  // its worker deletes it
-      pending_--;
+      sh_->pending--;
       break;
     case ResolveJob::State::done:
-      if (erase_one(done_, job)) {
-        pending_--;
+      if (erase_one(sh_->done, job)) {
+        sh_->pending--;
         delete job;
       }
       break;
@@ -126,12 +170,12 @@ void Resolver::cancel(ResolveJob* job) {
 }
 
 std::unique_ptr<ResolveJob> Resolver::take() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (done_.empty()) return nullptr;
-  ResolveJob* job = done_.front();
-  done_.pop_front();
+  std::lock_guard<std::mutex> lock(sh_->mu);
+  if (sh_->done.empty()) return nullptr;
+  ResolveJob* job = sh_->done.front();
+  sh_->done.pop_front();
   job->state = ResolveJob::State::idle;
-  pending_--;
+  sh_->pending--;
   return std::unique_ptr<ResolveJob>(job);
 }
 
@@ -142,58 +186,68 @@ void Resolver::clear_signal() {
   }
 }
 
-void Resolver::signal() {
-  if (efd_ < 0) return;
-  while (::eventfd_write(efd_, 1) < 0 && errno == EINTR) {
-  }
-}
+void Resolver::signal() { sh_->signal(); }
 
 size_t Resolver::pending() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return pending_;
+  std::lock_guard<std::mutex> lock(sh_->mu);
+  return sh_->pending;
 }
 
 size_t Resolver::finished() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return done_.size();
+  std::lock_guard<std::mutex> lock(sh_->mu);
+  return sh_->done.size();
+}
+
+size_t Resolver::running() const {
+  std::lock_guard<std::mutex> lock(sh_->mu);
+  return sh_->running;
 }
 
 size_t Resolver::threads() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(sh_->mu);
   return threads_.size();
 }
 
 void Resolver::set_delay(double seconds) {
-  std::lock_guard<std::mutex> lock(mu_);
-  delay_ = seconds > 0 && std::isfinite(seconds) ? seconds : 0;
+  std::lock_guard<std::mutex> lock(sh_->mu);
+  sh_->delay = seconds > 0 && std::isfinite(seconds) ? seconds : 0;
 }
 
 double Resolver::delay() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return delay_;
+  std::lock_guard<std::mutex> lock(sh_->mu);
+  return sh_->delay;
 }
 
-void Resolver::worker() {
-  std::unique_lock<std::mutex> lock(mu_);
+void Resolver::set_stall(double seconds) {
+  std::lock_guard<std::mutex> lock(sh_->mu);
+  sh_->stall = seconds > 0 && std::isfinite(seconds) ? seconds : 0;
+}
+
+void Resolver::worker(std::shared_ptr<Shared> sh) {
+  std::unique_lock<std::mutex> lock(sh->mu);
   for (;;) {
-    while (!stop_ && queue_.empty()) {
-      idle_++;
-      work_cv_.wait(lock);
-      idle_--;
+    while (!sh->stop && sh->queue.empty()) {
+      sh->idle++;
+      sh->work_cv.wait(lock);
+      sh->idle--;
     }
-    if (stop_) return;
-    ResolveJob* job = queue_.front();
-    queue_.pop_front();
+    if (sh->stop) break;
+    ResolveJob* job = sh->queue.front();
+    sh->queue.pop_front();
     job->state = ResolveJob::State::running;
-    double delay = delay_;
+    sh->running++;
+    double delay = sh->delay;
     if (delay > 0) {  // the test hook: a slow lookup, cut short by stop
       auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(delay);
-      while (!stop_ && std::chrono::steady_clock::now() < until) stop_cv_.wait_until(lock, until);
+      while (!sh->stop && std::chrono::steady_clock::now() < until) sh->stop_cv.wait_until(lock, until);
     }
-    if (job->state == ResolveJob::State::running && !stop_) {
+    double stall = sh->stall;
+    if (job->state == ResolveJob::State::running && !sh->stop) {
       // The inputs are ours while the job runs: the loop thread only flips
       // its state (under the lock) when it cancels it.
       lock.unlock();
+      if (stall > 0)  // the other test hook: a lookup nothing can interrupt
+        std::this_thread::sleep_for(std::chrono::duration<double>(stall));
       AddrList list;
       errno = 0;
       int eai = resolve(job->has_host ? job->host.c_str() : nullptr,
@@ -208,24 +262,28 @@ void Resolver::worker() {
       job->eai = EAI_SYSTEM;  // stopping: the lookup never ran
       job->sys_errno = ECANCELED;
     }
-    if (job->state == ResolveJob::State::cancelled) {
+    sh->running--;
+    if (job->state == ResolveJob::State::cancelled || sh->stop) {
+      // Nobody will take it: cancelled, or the resolver is gone (a job the
+      // resolver still counts as pending goes with it: nobody asks).
       delete job;
       continue;
     }
     job->state = ResolveJob::State::done;
     bool pushed = true;
     try {
-      done_.push_back(job);
+      sh->done.push_back(job);
     } catch (const std::bad_alloc&) {
       pushed = false;
     }
     if (!pushed) {  // nowhere to report it: report nothing, but do not leak
-      pending_--;
+      sh->pending--;
       delete job;
       continue;
     }
-    signal();
+    sh->signal();
   }
+  // `sh` goes with this thread; the last holder frees it and closes the eventfd.
 }
 
 }  // namespace sock

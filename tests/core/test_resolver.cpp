@@ -4,6 +4,7 @@
 
 #include <netdb.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 
@@ -179,6 +180,28 @@ TEST_CASE("destroying a resolver with lookups in progress does not wait out a te
     }
   }
   CHECK(seconds_since(t0) < 5);
+}
+
+TEST_CASE("destroying a resolver does not wait for a lookup that cannot be interrupted", "[resolver]") {
+  // The stall stands in for a getaddrinfo waiting on a slow DNS server.
+  auto t0 = std::chrono::steady_clock::now();
+  int efd;
+  {
+    Resolver r(1);
+    REQUIRE(r.open() == 0);
+    efd = r.fd();
+    r.set_stall(1.5);
+    auto job = make_job("localhost", nullptr);
+    REQUIRE(r.submit(job) == 0);
+    while (r.running() == 0 && seconds_since(t0) < 5) ::poll(nullptr, 0, 10);
+    REQUIRE(r.running() == 1);  // the worker is in its lookup
+  }
+  CHECK(seconds_since(t0) < 1.0);
+  // The worker still holds the eventfd, so its number is not reused under
+  // it; once its lookup ends, it closes it.
+  CHECK(::fcntl(efd, F_GETFD) >= 0);
+  while (::fcntl(efd, F_GETFD) >= 0 && seconds_since(t0) < 10) ::poll(nullptr, 0, 20);
+  CHECK(::fcntl(efd, F_GETFD) < 0);
 }
 
 TEST_CASE("the test delay comes from SOCK_TEST_RESOLVER_DELAY", "[resolver]") {
