@@ -56,11 +56,11 @@ class Resolver {
   // stay until the resolver goes). The delay of the test hook is read from
   // the environment variable SOCK_TEST_RESOLVER_DELAY (seconds) here.
   explicit Resolver(unsigned max_threads = 4);
-  // Forgets queued jobs and returns at once. A lookup in progress cannot be
-  // interrupted (getaddrinfo may take seconds): its worker finishes on its
-  // own, drops the result, and the last worker to go frees what the workers
-  // share and closes the eventfd. (The code stays loaded meanwhile: see
-  // start_worker.)
+  // Forgets queued jobs, joins the idle workers and returns. A lookup in
+  // progress cannot be interrupted (getaddrinfo may take seconds): its
+  // worker is not waited for; it finishes on its own, drops the result, and
+  // the last worker to go frees what the workers share and closes the
+  // eventfd. (The code stays loaded meanwhile: see start_worker.)
   ~Resolver();
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
@@ -105,11 +105,11 @@ class Resolver {
 
  private:
   struct Shared;  // what the workers use; each holds it until it ends
-  static void worker(std::shared_ptr<Shared> sh);
+  static void worker(std::shared_ptr<Shared> sh, size_t index);
   bool start_worker();
 
   std::shared_ptr<Shared> sh_;
-  std::vector<std::thread> threads_;  // started so far (detached when the resolver goes)
+  std::vector<std::thread> threads_;  // started so far (joined when the resolver goes, or detached if in a lookup)
   unsigned max_threads_;
   int efd_ = -1;  // a copy of the shared eventfd, read without the lock (also in a fork's child)
 };

@@ -47,6 +47,7 @@ struct Resolver::Shared {
   std::deque<ResolveJob*> done;
   unsigned idle = 0;
   size_t running = 0;  // jobs being looked up now
+  std::vector<char> in_lookup;  // per worker (by index): inside resolve(), the lock not held
   size_t pending = 0;
   bool stop = false;
   double delay = 0;
@@ -72,17 +73,25 @@ Resolver::Resolver(unsigned max_threads)
 }
 
 Resolver::~Resolver() {
+  std::vector<char> busy;
   {
     std::lock_guard<std::mutex> lock(sh_->mu);
     sh_->stop = true;
     for (ResolveJob* job : sh_->queue) delete job;
     sh_->queue.clear();
+    busy = sh_->in_lookup;  // a worker not in a lookup now will not start one
   }
   sh_->work_cv.notify_all();
   sh_->stop_cv.notify_all();
-  // Idle workers end at once; one inside getaddrinfo ends when it returns.
-  // Neither is waited for: closing a Lua state must not take seconds.
-  for (std::thread& t : threads_) t.detach();
+  // The others end at once and are joined; one inside getaddrinfo ends when
+  // it returns, and is not waited for: closing a Lua state must not take
+  // seconds.
+  for (size_t i = 0; i < threads_.size(); i++) {
+    if (i < busy.size() && busy[i])
+      threads_[i].detach();
+    else
+      threads_[i].join();
+  }
 }
 
 int Resolver::open() {
@@ -97,13 +106,18 @@ int Resolver::open() {
 // A worker may outlive the resolver (see ~Resolver), and with it the Lua
 // state, which then unloads the module the worker's code is in: keep that
 // code loaded for the rest of the process once a worker has started.
+// (pthread_once, not std::call_once: libstdc++'s call_once keeps its state
+// in thread-local storage, which LeakSanitizer cannot walk in a library
+// loaded with dlopen, as a Lua module is.)
+static void pin_this_library() {
+  Dl_info info;
+  if (::dladdr(reinterpret_cast<void*>(&pin_this_library), &info) && info.dli_fname)
+    ::dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 static void keep_code_loaded() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    Dl_info info;
-    if (::dladdr(reinterpret_cast<void*>(&keep_code_loaded), &info) && info.dli_fname)
-      ::dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-  });
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, pin_this_library);
 }
 
 bool Resolver::start_worker() {
@@ -115,7 +129,8 @@ bool Resolver::start_worker() {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   bool ok = true;
   try {
-    threads_.emplace_back(worker, sh_);
+    sh_->in_lookup.push_back(0);
+    threads_.emplace_back(worker, sh_, threads_.size());
   } catch (const std::exception&) {  // std::system_error, std::bad_alloc
     ok = false;
   }
@@ -223,7 +238,7 @@ void Resolver::set_stall(double seconds) {
   sh_->stall = seconds > 0 && std::isfinite(seconds) ? seconds : 0;
 }
 
-void Resolver::worker(std::shared_ptr<Shared> sh) {
+void Resolver::worker(std::shared_ptr<Shared> sh, size_t index) {
   std::unique_lock<std::mutex> lock(sh->mu);
   for (;;) {
     while (!sh->stop && sh->queue.empty()) {
@@ -245,6 +260,7 @@ void Resolver::worker(std::shared_ptr<Shared> sh) {
     if (job->state == ResolveJob::State::running && !sh->stop) {
       // The inputs are ours while the job runs: the loop thread only flips
       // its state (under the lock) when it cancels it.
+      sh->in_lookup[index] = 1;
       lock.unlock();
       if (stall > 0)  // the other test hook: a lookup nothing can interrupt
         std::this_thread::sleep_for(std::chrono::duration<double>(stall));
@@ -255,6 +271,7 @@ void Resolver::worker(std::shared_ptr<Shared> sh) {
                         job->family, job->protocol, job->flags, list);
       int sys_errno = errno;
       lock.lock();
+      sh->in_lookup[index] = 0;
       job->eai = eai;
       job->sys_errno = sys_errno;
       job->result = std::move(list);
