@@ -96,6 +96,8 @@ class Loop {
   Operation* ready_tail_ = nullptr;
   bool interrupted_ = false;
   bool signalled_ = false;
+  bool firing_ = false;     // inside fire_timers, whose pass fires what is due at firing_now_
+  double firing_now_ = 0;
 };
 
 }  // namespace sock

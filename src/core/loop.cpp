@@ -95,6 +95,11 @@ void Loop::complete(Operation& op) {
 
 void Loop::add_timer(Timer& t, double when) {
   timers_.remove(&t);
+  // Armed by a timer's callback for a time already due (a sleep_until in the
+  // past, runevery(0, f)): it fires next turn, after every timer due now.
+  // Its old time would keep it at the top of the heap, ahead of the others,
+  // turn after turn.
+  if (firing_ && when <= firing_now_) when = std::nextafter(firing_now_, HUGE_VAL);
   t.when = when;
   timers_.push(&t);
 }
@@ -125,6 +130,8 @@ int Loop::fire_timers(double now) {
   // re-arms its timer for "now" must not keep this loop going forever.
   size_t budget = timers_.size();
   int fired = 0;
+  firing_ = true;
+  firing_now_ = now;
   while (budget-- > 0 && !interrupted_) {
     Timer* t = timers_.top();
     if (!t || t->when > now) break;
@@ -132,12 +139,14 @@ int Loop::fire_timers(double now) {
     t->on_fire(t);
     fired++;
   }
+  firing_ = false;
   return fired;
 }
 
 int Loop::run_once(double timeout) {
   interrupted_ = false;
   signalled_ = false;
+  firing_ = false;  // (should a callback have raised out of the last pass)
   int timeout_ms;
   if (ready_head_) {
     timeout_ms = 0;

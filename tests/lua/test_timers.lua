@@ -152,4 +152,24 @@ T.plain('sleeping outside a thread raises', function()
 	T.raises('only inside a sock thread', sock.sleep, 0.01)
 end)
 
+T.test('a timer re-armed for a time already past does not starve the other timers', function()
+	-- runevery(0, f) sleeps until a time that never moves: it fires once per
+	-- turn, after the timers due, never ahead of them every time.
+	local ticks, slept = 0, false
+	local done = T.latch(1)
+	sock.thread(function()
+		sock.sleep(0.05)
+		slept = true
+	end)
+	sock.runevery(0, function()
+		ticks = ticks + 1
+		if slept then
+			done.done()
+			return false
+		end
+	end)
+	assert(done.wait(5), 'the sleeper never woke')
+	assert(ticks > 1, ticks)
+end)
+
 T.done()
