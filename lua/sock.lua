@@ -160,21 +160,40 @@ sock.yield = coroutine.yield
 -- suspends, transfers) through to the thread, and resume with what it gets.
 local is_marker = sock._is_marker
 
--- sock.cowrap(f) -> wrapper: like coroutine.wrap, but f may do I/O; its
--- sock.yield(...) values are what the wrapper returns.
+-- sock.cowrap(f) -> wrapper, thread: luapower's cowrap, which is coro.safewrap.
+-- f runs as f(yield, ...) in a coroutine of its own, with the arguments of
+-- the wrapper's first call; it may do I/O (its waits pass through to the
+-- enclosing sock thread). yield(...) gives its values to whoever called the
+-- wrapper and returns the arguments of the next call, also when it is called
+-- from a coroutine nested inside f's (another cowrap, or sock.pcall on 5.1):
+-- the yield is passed up through those to this wrapper. A plain sock.yield
+-- inside f gives its values to the wrapper's caller too.
+local CROSS = {}  -- marker of a yield meant for one wrapper: CROSS, its thread, values
+
 function sock.cowrap(f)
-	local co = coroutine.create(function(...) return f(...) end)
+	check_callable(1, 'cowrap', f)
+	local co
+	local function yield(...)
+		return coroutine.yield(CROSS, co, ...)
+	end
+	co = coroutine.create(function(...) return f(yield, ...) end)
 	sock._allow_nested(co)
 	local function step(ok, ...)
 		if not ok then error((...), 0) end
-		if coroutine.status(co) ~= 'dead' and is_marker((...)) then
-			return step(coroutine.resume(co, coroutine.yield(...)))
+		if coroutine.status(co) == 'dead' then return ... end
+		local first = ...
+		if first == CROSS then
+			if select(2, ...) == co then return select(3, ...) end  -- ours: to the caller
+		elseif not is_marker(first) then
+			return ...  -- a plain sock.yield: to the caller
 		end
-		return ...
+		-- A wait, or a yield meant for an enclosing wrapper: pass it up and
+		-- resume f's coroutine with what comes back.
+		return step(coroutine.resume(co, coroutine.yield(...)))
 	end
 	return function(...)
 		return step(coroutine.resume(co, ...))
-	end
+	end, co
 end
 
 -- sock.pcall / sock.xpcall: protected calls that may wait. Lua 5.2+ and

@@ -85,10 +85,10 @@ T.test('an error inside a wait keeps the socket usable', function()
 end)
 
 T.test('sock.pcall inside sock.cowrap inside a thread', function()
-	local f = sock.cowrap(function()
+	local f = sock.cowrap(function(yield)
 		local ok, v = sock.pcall(function()
 			sock.sleep(0.001)
-			sock.yield('from inside')
+			yield('from inside')
 			return 'value'
 		end)
 		return ok, v
