@@ -49,7 +49,7 @@ constexpr size_t kDefaultMaxLine = 65536;  // readline/readuntil without a max
 constexpr size_t kRecvChunk = 65536;       // bytes asked of one recv
 constexpr size_t kKeepCapacity = 16384;    // an empty buffer larger than this is freed
 
-// Hidden key of the per-socket line limit in the socket's uservalue table.
+// Hidden key of the per-socket line limit in the socket object.
 char maxline_key;
 
 using Req = ReadRequest;
@@ -255,19 +255,17 @@ size_t opt_size(lua_State* L, int idx, const char* fname, const char* what, size
   return (size_t)v;
 }
 
-// The socket's line limit (s:setmaxline), or the default. Read raw from the
-// fields table, and only when it exists: s:setmaxline makes it.
-size_t maxline(lua_State* L, LuaSocket* ls) {
-  if (!ls->has_fields) return kDefaultMaxLine;
-  sock_getuservalue(L, 1);
+// The socket's line limit (s:setmaxline), or the default: read raw from
+// the socket object at index 1.
+size_t maxline(lua_State* L, LuaSocket*) {
   lua_pushlightuserdata(L, &maxline_key);
-  lua_rawget(L, -2);
+  lua_rawget(L, 1);
   size_t v = kDefaultMaxLine;
   if (lua_type(L, -1) == LUA_TNUMBER) {
     lua_Number n = lua_tonumber(L, -1);
     v = n >= 1.8e19 ? SIZE_MAX : (size_t)n;
   }
-  lua_pop(L, 2);
+  lua_pop(L, 1);
   return v;
 }
 
@@ -318,14 +316,13 @@ int l_setmaxline(lua_State* L) {
   LuaSocket* ls = sock_lua_checksocket(L, 1, "setmaxline");
   size_t n = opt_size(L, 2, "setmaxline", "n", 0, kDefaultMaxLine);
   size_t prev = maxline(L, ls);
-  // Through __newindex, which makes the fields table (keeping an accepted
-  // socket's address fields); the key is private to this file.
+  // In the socket object, under a key private to this file.
   lua_pushlightuserdata(L, &maxline_key);
   if (n == SIZE_MAX)
     lua_pushnumber(L, HUGE_VAL);
   else
     lua_pushnumber(L, (lua_Number)n);
-  lua_settable(L, 1);
+  lua_rawset(L, 1);
   if (prev == SIZE_MAX)
     lua_pushnumber(L, HUGE_VAL);
   else

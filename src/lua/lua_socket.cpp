@@ -30,10 +30,21 @@ int sock_lua_fail(lua_State* L, int code) {
   return 2;
 }
 
-LuaSocket* sock_lua_checksocket(lua_State* L, int idx, const char* fname) {
-  void* p = sock_testudata(L, idx, SOCK_SOCKET, sock_type_cache.socket_mt.load(std::memory_order_relaxed));
-  if (!p) sock_error(L, "bad argument #%d to '%s' (socket expected, got %s)", idx, fname, luaL_typename(L, idx));
+// A socket object is a Lua table, as luapower's are (code rawsets into it,
+// and a field stored in it shadows a method of its class); the table holds
+// the userdata with the socket itself at key 0.
+LuaSocket* sock_lua_tosocket(lua_State* L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE) return nullptr;
+  lua_rawgeti(L, idx, 0);
+  void* p = sock_testudata(L, -1, SOCK_SOCKET, sock_type_cache.socket_mt.load(std::memory_order_relaxed));
+  lua_pop(L, 1);  // (the table keeps it alive)
   return static_cast<LuaSocket*>(p);
+}
+
+LuaSocket* sock_lua_checksocket(lua_State* L, int idx, const char* fname) {
+  LuaSocket* ls = sock_lua_tosocket(L, idx);
+  if (!ls) sock_error(L, "bad argument #%d to '%s' (socket expected, got %s)", idx, fname, luaL_typename(L, idx));
+  return ls;
 }
 
 double sock_lua_optexpires(lua_State* L, int idx, const char* fname) {
@@ -253,11 +264,22 @@ int sock_lua_wait_op(lua_State* L, LuaSocket* ls, LuaWait& w, void (*on_complete
   return sched_wait(L, S, &w.head, &op_kind, &w, fname);
 }
 
-static LuaSocket* new_socket(lua_State* L, Scheduler* S) {
+// The registry key of the metatable of a socket type's objects.
+static const char* object_meta_key(int socktype) {
+  return socktype == SOCK_STREAM ? "sock.tcp_object" : socktype == SOCK_DGRAM ? "sock.udp_object" : "sock.raw_object";
+}
+
+// Push a new socket object of `socktype`: a table of its class holding the
+// socket userdata (which closes the fd when it is collected).
+static LuaSocket* new_socket(lua_State* L, Scheduler* S, int socktype) {
+  lua_createtable(L, 0, 1);
   LuaSocket* ls = static_cast<LuaSocket*>(lua_newuserdata(L, sizeof(LuaSocket)));
   new (ls) LuaSocket();
   ls->sched = S;
   luaL_setmetatable(L, SOCK_SOCKET);
+  lua_rawseti(L, -2, 0);
+  luaL_getmetatable(L, object_meta_key(socktype));
+  lua_setmetatable(L, -2);
   return ls;
 }
 
@@ -320,7 +342,7 @@ static int create(lua_State* L, int socktype) {
     protocol = sock::default_protocol(socktype);
     if (socktype == SOCK_RAW && family == AF_INET6) protocol = IPPROTO_RAW;
   }
-  LuaSocket* ls = new_socket(L, S);
+  LuaSocket* ls = new_socket(L, S, socktype);
   int rc = ls->s.open(family, socktype, protocol);
   if (rc < 0) return sock_lua_fail(L, -rc);
   return 1;
@@ -344,7 +366,7 @@ static int l_socketpair(lua_State* L) {
   int rc = sock::make_socketpair(type, fds);
   if (rc < 0) return sock_lua_fail(L, -rc);
   for (int i = 0; i < 2; i++) {
-    LuaSocket* ls = new_socket(L, S);
+    LuaSocket* ls = new_socket(L, S, type);
     ls->s.adopt(fds[i], AF_UNIX, type, 0);
     ls->bound = true;
   }
@@ -368,18 +390,19 @@ static int l_closed(lua_State* L) {
 
 // Lua code can reach the metamethods through getmetatable and call them with
 // anything, or call __gc itself: they check what they get.
-static LuaSocket* test_socket(lua_State* L, int idx) {
+static LuaSocket* test_socket_udata(lua_State* L, int idx) {
   return static_cast<LuaSocket*>(sock_testudata(L, idx, SOCK_SOCKET, sock_type_cache.socket_mt.load(std::memory_order_relaxed)));
 }
 
-// `<close>` (Lua 5.4) closes; the memory goes with __gc.
+// `<close>` (Lua 5.4) on a socket object closes; the memory goes with the
+// userdata's __gc.
 static int l_close_meta(lua_State* L) {
-  if (LuaSocket* ls = test_socket(L, 1)) close_socket(ls);
+  if (LuaSocket* ls = sock_lua_tosocket(L, 1)) close_socket(ls);
   return 0;
 }
 
 static int l_gc(lua_State* L) {
-  LuaSocket* ls = test_socket(L, 1);
+  LuaSocket* ls = test_socket_udata(L, 1);
   if (!ls) return 0;
   close_socket(ls);
   // A deferred op's timer must not outlive the record (only the state's
@@ -645,19 +668,15 @@ static socklen_t compact_len(const CompactAddr& a) {
   return a.sa.sa_family == AF_INET6 ? sizeof(sockaddr_in6) : a.sa.sa_family == AF_INET ? sizeof(sockaddr_in) : 0;
 }
 
-// Give the socket at idx its uservalue table of fields, filled with the
-// accepted connection's addresses if they are still pending.
-static void ensure_fields(lua_State* L, int idx, LuaSocket* ls) {
-  if (ls->has_fields && !ls->fields_pending) return;
+// Store the accepted connection's addresses, kept compactly until now, as
+// fields of the socket object at idx.
+static void materialize_fields(lua_State* L, int idx, LuaSocket* ls) {
   idx = lua_absindex(L, idx);
-  lua_createtable(L, 0, 4);
-  if (ls->fields_pending) {
-    set_addr_fields(L, &ls->peer.sa, compact_len(ls->peer), "remote_addr", "remote_port");
-    set_addr_fields(L, &ls->local.sa, compact_len(ls->local), "local_addr", "local_port");
-    ls->fields_pending = false;
-  }
-  sock_setuservalue(L, idx);
-  ls->has_fields = true;
+  ls->fields_pending = false;
+  lua_pushvalue(L, idx);
+  set_addr_fields(L, &ls->peer.sa, compact_len(ls->peer), "remote_addr", "remote_port");
+  set_addr_fields(L, &ls->local.sa, compact_len(ls->local), "local_addr", "local_port");
+  lua_pop(L, 1);
 }
 
 static SocketAddresses& addresses(LuaSocket* ls) {
@@ -669,7 +688,7 @@ static int push_accepted(lua_State* co, LuaWait& w) {
   if (w.op.result < 0) return sock_lua_fail(co, (int)-w.op.result);
   LuaSocket* listener = w.socket;
   int fd = (int)w.op.result;
-  LuaSocket* ls = new_socket(co, listener->sched);
+  LuaSocket* ls = new_socket(co, listener->sched, listener->s.type);
   ls->s.adopt(fd, listener->s.family, listener->s.type, listener->s.protocol);
   ls->bound = true;
   // A multishot accept (io_uring) does not report the peer: ask for it.
@@ -688,11 +707,8 @@ static int push_accepted(lua_State* co, LuaWait& w) {
       keep_compact(ls->local, local, local_len)) {
     ls->fields_pending = true;
   } else {  // unix sockets and the like: fill the fields now
-    lua_createtable(co, 0, 4);
     set_addr_fields(co, (const sockaddr*)&listener->addrs->rd, w.op.addrlen, "remote_addr", "remote_port");
     if (have_local) set_addr_fields(co, (const sockaddr*)&local, local_len, "local_addr", "local_port");
-    sock_setuservalue(co, -2);
-    ls->has_fields = true;
   }
   return 1;
 }
@@ -902,29 +918,32 @@ static int l_recvnext(lua_State* L) {
   return sock_lua_run_op(L, ls, w, "recvnext");
 }
 
-// --- fields: accepted sockets' addresses, and whatever Lua code stores -------
+// --- fields: a socket object's class, and accepted sockets' addresses ---------
 
+// __index of socket objects: what the object does not hold itself comes
+// from its class (upvalue 1), looked up each time, so that a method added to
+// the class reaches every socket; an accepted socket's address fields are
+// stored in the object on first access.
 static int l_index(lua_State* L) {
   lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(2));  // the methods
+  lua_rawget(L, lua_upvalueindex(1));
   if (!lua_isnil(L, -1)) return 1;
-  LuaSocket* ls = test_socket(L, 1);
-  if (!ls) return 1;
-  if (ls->fields_pending) ensure_fields(L, 1, ls);
-  if (!ls->has_fields) return 1;
-  sock_getuservalue(L, 1);
+  LuaSocket* ls = sock_lua_tosocket(L, 1);
+  if (!ls || !ls->fields_pending) return 1;
+  materialize_fields(L, 1, ls);
   lua_pushvalue(L, 2);
-  lua_rawget(L, -2);
+  lua_rawget(L, 1);
   return 1;
 }
 
-static int l_newindex(lua_State* L) {
-  LuaSocket* ls = sock_lua_checksocket(L, 1, "__newindex");
-  ensure_fields(L, 1, ls);
-  sock_getuservalue(L, 1);
-  lua_pushvalue(L, 2);
-  lua_pushvalue(L, 3);
-  lua_rawset(L, -3);
+// sock._socket_methods: what the binding's other files and the Lua half add
+// methods through. A method set here goes into every class.
+static int l_methods_newindex(lua_State* L) {
+  for (int i = 1; i <= 3; i++) {
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_rawset(L, lua_upvalueindex(i));
+  }
   return 0;
 }
 
@@ -945,28 +964,49 @@ void sock_lua_open_socket(lua_State* L, int sched_idx) {
   sched_idx = lua_absindex(L, sched_idx);
   int module = lua_gettop(L);
 
-  lua_newtable(L);  // methods, closed over the scheduler
-  lua_pushvalue(L, sched_idx);
-  luaL_setfuncs(L, methods, 1);
-  int methods_idx = lua_gettop(L);
-
+  // The socket userdata: what closes the fd when it is collected.
   luaL_newmetatable(L, SOCK_SOCKET);
-  lua_pushvalue(L, sched_idx);
-  lua_pushvalue(L, methods_idx);
-  lua_pushcclosure(L, l_index, 2);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_newindex);
-  lua_setfield(L, -2, "__newindex");
   lua_pushcfunction(L, l_gc);
   lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_close_meta);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, -2, "__tostring");
   sock_type_cache_fill(sock_type_cache.socket_mt, L);
   lua_pop(L, 1);
 
-  lua_setfield(L, module, "_socket_methods");  // sock.lua adds the Lua-written methods
+  // The classes, sock.tcp_class, udp_class and raw_class (luapower's names):
+  // tables of methods, closed over the scheduler, and the metatable of each
+  // class's objects.
+  static const char* const class_names[] = {"tcp_class", "udp_class", "raw_class"};
+  static const int class_types[] = {SOCK_STREAM, SOCK_DGRAM, SOCK_RAW};
+  int classes = lua_gettop(L) + 1;
+  for (int i = 0; i < 3; i++) {
+    lua_newtable(L);
+    lua_pushvalue(L, sched_idx);
+    luaL_setfuncs(L, methods, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, module, class_names[i]);
+    luaL_newmetatable(L, object_meta_key(class_types[i]));
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, l_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_close_meta);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, l_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+  }
+  // sock._socket_methods: reads from the tcp class, writes to all three.
+  lua_newtable(L);
+  lua_newtable(L);
+  lua_pushvalue(L, classes);
+  lua_setfield(L, -2, "__index");
+  lua_pushvalue(L, classes);
+  lua_pushvalue(L, classes + 1);
+  lua_pushvalue(L, classes + 2);
+  lua_pushcclosure(L, l_methods_newindex, 3);
+  lua_setfield(L, -2, "__newindex");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, module, "_socket_methods");
+  lua_settop(L, module);
+
   lua_pushvalue(L, sched_idx);
   luaL_setfuncs(L, functions, 1);
 }

@@ -70,9 +70,8 @@ struct LuaSocket {
   // Accepted sockets: both ends, turned into the remote_addr/remote_port/
   // local_addr/local_port fields only when Lua first looks at a field.
   CompactAddr peer{}, local{};
-  bool fields_pending = false;
+  bool fields_pending = false;  // (the object's fields, stored on first access)
   bool bound = false;
-  bool has_fields = false;     // the uservalue table exists
   // Buffered reads (s:read/readline/...): bytes received but not yet consumed.
   std::string pending;
   size_t pending_pos = 0;
@@ -80,6 +79,8 @@ struct LuaSocket {
 
 extern const char* const SOCK_SOCKET;
 
+// The socket of the socket object (a table) at idx, or null if it is none.
+LuaSocket* sock_lua_tosocket(lua_State* L, int idx);
 LuaSocket* sock_lua_checksocket(lua_State* L, int idx, const char* fname);
 
 // The one place a call sets up its wait record: every input of the op and

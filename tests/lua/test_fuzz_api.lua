@@ -322,7 +322,7 @@ end
 
 local object_types = {
 	{kind = 'socket', sample = pool.inet[2], receivers = function() return pool.sockets end,
-	 methods = sock._socket_methods},
+	 methods = sock.tcp_class},  -- (every class has the same methods)
 	{kind = 'buffer', sample = pool.buffers[3], receivers = function() return pool.buffers end},
 	{kind = 'ai', sample = pool.ais[1], receivers = function() return pool.ais end},
 	{kind = 'sa', sample = pool.sas[1], receivers = function() return pool.sas end},
