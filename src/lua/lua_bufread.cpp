@@ -196,13 +196,9 @@ void bufread_ready(sock::Operation* op) {
     c.out = {St::error, 0, 0, (int)-op->result};
   } else {
     c.out = advance(ls, c.req);
-    if (c.out.st == St::give_way && ls->sched->loop) {
-      sock_lua_defer(*ls->sched->loop, w);  // go on at the next turn; still armed
-      return;
-    }
-    if (c.out.st == St::wait) {
-      int rc = ls->sched->loop ? ls->sched->loop->start(*op, w.expires) : -sock::ERR_CLOSED;
-      if (rc == 0) return;  // keep waiting, same deadline; nothing was consumed
+    if (c.out.st == St::wait || c.out.st == St::give_way) {
+      int rc = sock_lua_wait_again(w, c.out.st == St::give_way);
+      if (rc == 0) return;  // still armed; nothing was consumed
       c.out = {St::error, 0, 0, -rc};
     }
   }
@@ -230,15 +226,8 @@ int run(lua_State* L, LuaSocket* ls, const Req& r, double expires, const char* f
 
 // --- arguments ---------------------------------------------------------------
 
-LuaSocket* io_socket(lua_State* L, const char* fname) {
-  LuaSocket* ls = sock_lua_checksocket(L, 1, fname);
-  // A read-ahead buffer would run datagrams together and lose their edges.
-  if (ls->s.type != SOCK_STREAM)
-    sock_error(L, "bad argument #1 to '%s' (stream socket expected, got %s socket; use recv or recvnext)", fname,
-               sock::socktype_name(ls->s.type));
-  sched_check_thread(L, ls->sched, fname);
-  return ls;
-}
+// (A read-ahead buffer would run datagrams together and lose their edges.)
+LuaSocket* io_socket(lua_State* L, const char* fname) { return sock_lua_stream_socket(L, fname); }
 
 // A whole number >= min at idx, or `def` when absent.
 size_t opt_size(lua_State* L, int idx, const char* fname, const char* what, size_t min, size_t def) {

@@ -227,13 +227,9 @@ void sendfile_ready(sock::Operation* op) {
     c.out = {St::error, (int)-op->result};
   } else {
     c.out = advance(job);
-    if (c.out.st == St::give_way && ls->sched->loop) {
-      sock_lua_defer(*ls->sched->loop, w);  // go on at the next turn; still armed
-      return;
-    }
-    if (c.out.st == St::wait) {
-      int rc = ls->sched->loop ? ls->sched->loop->start(*op, w.expires) : -sock::ERR_CLOSED;
-      if (rc == 0) return;  // keep waiting, same deadline
+    if (c.out.st == St::wait || c.out.st == St::give_way) {
+      int rc = sock_lua_wait_again(w, c.out.st == St::give_way);
+      if (rc == 0) return;  // still armed
       c.out = {St::error, -rc};
     }
   }

@@ -155,7 +155,7 @@ static void wait_completed(sock::Operation* op) {
   sched_complete_wait(w.head.sched, &w.head, push_wait_results, &w, undo_op);
 }
 
-// A deferred op's turn has come (see sock_lua_defer).
+// A deferred op's turn has come (see defer_op).
 static void deferred_op(sock::Timer* t) {
   LuaWait& w = *static_cast<LuaWait*>(t->owner);
   w.defer = false;
@@ -180,7 +180,9 @@ static void deferred_op(sock::Timer* t) {
   w.op.on_complete(&w.op);  // (rc 1: the backend finished it at once)
 }
 
-void sock_lua_defer(sock::Loop& loop, LuaWait& w) {
+// Give way for one turn: the op starts (a run_op's is tried first) or the
+// wait_op's completion goes on at the next turn.
+static void defer_op(sock::Loop& loop, LuaWait& w) {
   w.defer = true;
   w.defer_timer.owner = &w;
   w.defer_timer.on_fire = deferred_op;
@@ -195,7 +197,7 @@ static int op_arm(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
   LuaWait& w = *static_cast<LuaWait*>(h->self);
   sock::Loop* loop = sched_loop_here(S);
   if (loop && w.defer) {
-    sock_lua_defer(*loop, w);
+    defer_op(*loop, w);
     w.armed = true;
     sched_armed(S, L, co, h);
     return -1;
@@ -224,6 +226,16 @@ static bool op_withdraw(Scheduler* S, lua_State*, WaitHead* h) {
 }
 
 static const WaitKind op_kind = {op_arm, op_withdraw};
+
+int sock_lua_wait_again(LuaWait& w, bool give_way) {
+  sock::Loop* loop = sched_loop_here(w.head.sched);
+  if (!loop) return -sock::ERR_CLOSED;
+  if (give_way) {
+    defer_op(*loop, w);
+    return 0;
+  }
+  return loop->start(w.op, w.expires);  // (never 1: readable/writable ops only wait)
+}
 
 void sock_lua_prepare(LuaWait& w, LuaSocket* ls, sock::OpKind kind, char* buf, size_t len, int flags,
                       double expires, PushResults push_results, sockaddr_storage* addr, socklen_t addrlen) {
@@ -302,7 +314,7 @@ static LuaSocket* io_socket(lua_State* L, const char* fname) {
 
 // The same, for a method that reads a count of bytes from a byte stream: on
 // a datagram socket it would run the datagrams together.
-static LuaSocket* io_stream_socket(lua_State* L, const char* fname) {
+LuaSocket* sock_lua_stream_socket(lua_State* L, const char* fname) {
   LuaSocket* ls = sock_lua_checksocket(L, 1, fname);
   if (ls->s.type != SOCK_STREAM) {
     const char* type = sock::socktype_name(ls->s.type);
@@ -876,7 +888,7 @@ static int push_recvn(lua_State* co, LuaWait& w) {
 // tcp:_recvn(buf, len, [expires]) -> len | nil, err, read_len
 // (sock.lua's recvn returns the buffer too.)
 static int l_recvn(lua_State* L) {
-  LuaSocket* ls = io_stream_socket(L, "recvn");
+  LuaSocket* ls = sock_lua_stream_socket(L, "recvn");
   size_t len;
   char* p = recv_target(L, &len, "recvn");
   double expires = sock_lua_optexpires(L, 4, "recvn");

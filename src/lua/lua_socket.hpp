@@ -101,11 +101,16 @@ int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, const char* fname);
 int sock_lua_wait_op(lua_State* L, LuaSocket* ls, LuaWait& w, void (*on_complete)(sock::Operation*),
                      const char* fname);
 
-// Give way (see sched_give_way) for one turn, then go on: a run_op's op is
-// tried, a wait_op's completion is called with result 0, as if the socket
-// had become ready. Call from the loop's side (a completion) with a
-// prepared, armed record.
-void sock_lua_defer(sock::Loop& loop, LuaWait& w);
+// For a wait_op's completion that has more to do: wait again, for one turn
+// when `give_way` (see sched_give_way; the completion is then called with
+// result 0, as if the socket had become ready), else for the socket, with
+// the same deadline. Returns 0 when the record stays armed, else -code.
+int sock_lua_wait_again(LuaWait& w, bool give_way);
+
+// The socket argument (1) of a method that reads a byte stream, inside a
+// sock thread: raises for a datagram socket, whose messages it would run
+// together.
+LuaSocket* sock_lua_stream_socket(lua_State* L, const char* fname);
 
 // An optional `expires` argument: < 0 when absent.
 double sock_lua_optexpires(lua_State* L, int idx, const char* fname);
