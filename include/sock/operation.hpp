@@ -8,12 +8,10 @@
 // the kernel reports the finished result).
 #pragma once
 
-#include <sys/socket.h>
-#include <sys/types.h>
-
 #include <cstddef>
 #include <cstdint>
 
+#include "sock/platform.hpp"
 #include "sock/timer_heap.hpp"
 
 namespace sock {
@@ -29,21 +27,23 @@ enum class OpKind : uint8_t {
   send_all,  // send until all `len` bytes are gone: result = bytes
   sendto,    // one sendto() to `addr`: result = bytes
   accept,    // accept4() one connection: result = the new fd, peer in `addr`
-  connect,   // wait for a connect() in progress to finish: result = 0
+  connect,   // connect to `addr` (or, without one, wait for a connect() in progress): result = 0
   readable,  // wait until the fd is readable: result = 0
   writable,  // wait until the fd is writable: result = 0
+  send_file, // one step of sending `file` (see file_send.hpp): result = bytes sent, 0 when the file ended
+  wakeup,    // wait until another thread signals the Wakeup whose handle this is (see wakeup.hpp): result = 0
 };
 
 // Whether an operation occupies the read side of its fd (else the write side).
 inline bool is_read_side(OpKind k) {
   return k == OpKind::recv || k == OpKind::recv_all || k == OpKind::recvfrom ||
-         k == OpKind::accept || k == OpKind::readable;
+         k == OpKind::accept || k == OpKind::readable || k == OpKind::wakeup;
 }
 
 // What a backend keeps per fd. One reader and one writer may wait at a time,
 // which is what full-duplex use (reads in one thread, writes in another) needs.
 struct IoHandle {
-  int fd = -1;
+  socket_t fd = invalid_socket;
   Operation* reader = nullptr;
   Operation* writer = nullptr;
   uint32_t backend_state = 0;  // backend bookkeeping, e.g. "registered with epoll"
@@ -54,6 +54,8 @@ struct IoHandle {
   // the Loop (and with it the backend) has been destroyed.
   uint32_t inflight = 0;
 };
+
+struct FileSend;
 
 struct Operation {
   OpKind kind = OpKind::recv;
@@ -66,9 +68,10 @@ struct Operation {
   int flags = 0;                       // MSG_* flags for the syscall
   sockaddr_storage* addr = nullptr;    // sendto: destination; recvfrom/accept: source out
   socklen_t addrlen = 0;
+  FileSend* file = nullptr;            // send_file: the transfer, which keeps its own progress
 
   // Progress and result.
-  size_t done = 0;     // recv_all/send_all: bytes moved so far
+  size_t done = 0;     // recv_all/send_all: bytes moved so far; connect: 1 once connect() was called
   long result = 0;     // >= 0 success value, < 0 is -code (errno or sock::ERR_*)
   bool eof = false;    // recv_all: the stream ended before `len` bytes
   bool pending = false;
@@ -85,6 +88,7 @@ struct Operation {
   // op's completion arrives (io_uring: the msghdr of recvmsg/sendmsg), taken
   // from the backend's pool only while the op is in flight. Unused by epoll.
   void* backend_data = nullptr;
+  [[no_unique_address]] PlatformOpState platform;  // (takes no room where it is empty)
 
   // The one way to set an op up for a call: every input is given, and what
   // an earlier call left behind (progress, result, eof, cancel code, the
@@ -99,6 +103,7 @@ struct Operation {
     flags = f;
     addr = a;
     addrlen = alen;
+    file = nullptr;
     done = 0;
     result = 0;
     eof = false;

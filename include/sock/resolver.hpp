@@ -1,14 +1,13 @@
 // Name resolution off the loop thread: getaddrinfo can block for seconds, so
 // lookups of host names run on a small pool of worker threads, and the loop
-// learns that one finished through an eventfd it can wait on like any other
-// fd (an OpKind::readable op, on every backend). No Lua in here.
+// learns that one finished through a Wakeup (wakeup.hpp): an OpKind::wakeup
+// op on r.fd(), on every backend. No Lua in here.
 //
 // Usage from the loop thread:
-//   Resolver r;            r.open();                 // the eventfd
+//   Resolver r;            r.open();                 // the wake-up
 //   auto* job = new ResolveJob; job->host = "example.org"; ...
 //   r.submit(std::unique_ptr<ResolveJob>(job));      // the resolver owns it now
-//   ... wait until r.fd() is readable, then:
-//   r.clear_signal();
+//   ... wait with an OpKind::wakeup op on r.fd() (which resets it), then:
 //   while (auto done = r.take()) { use done->eai / done->result; }
 //
 // Every member function is meant to be called from one thread (the loop's);
@@ -60,15 +59,20 @@ class Resolver {
   // progress cannot be interrupted (getaddrinfo may take seconds): its
   // worker is not waited for; it finishes on its own, drops the result, and
   // the last worker to go frees what the workers share and closes the
-  // eventfd. (The code stays loaded meanwhile: see start_worker.)
+  // wake-up. (The code stays loaded meanwhile: see start_worker.)
   ~Resolver();
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
 
-  // Create the eventfd. 0 or -errno.
+  // Create the wake-up. 0 or -errno.
   int open();
-  // The eventfd: readable when take() may have something. -1 before open().
+  // What an OpKind::wakeup op waits on: it completes when take() may have
+  // something. -1 before open().
   int fd() const { return efd_; }
+  // A fork's child: close this process's copies of the wake-up's
+  // descriptors, touching nothing else (the parent's workers may have held
+  // the lock when it forked). The resolver must not be used afterwards.
+  void drop_after_fork();
 
   // Queue a lookup; the resolver owns the job until take() returns it or
   // cancel() drops it. Returns 0, or -errno when no worker can run it (the
@@ -82,8 +86,8 @@ class Resolver {
   // The next finished job, or null.
   std::unique_ptr<ResolveJob> take();
 
-  // Reset the eventfd's readiness (before taking what finished), and set it
-  // again (when finished jobs are left for later).
+  // Reset the wake-up (the wakeup op does it too), and set it again (when
+  // finished jobs are left for later).
   void clear_signal();
   void signal();
 
@@ -111,7 +115,7 @@ class Resolver {
   std::shared_ptr<Shared> sh_;
   std::vector<std::thread> threads_;  // started so far (joined when the resolver goes, or detached if in a lookup)
   unsigned max_threads_;
-  int efd_ = -1;  // a copy of the shared eventfd, read without the lock (also in a fork's child)
+  int efd_ = -1;  // the wake-up's fd, read without the lock (also in a fork's child)
 };
 
 }  // namespace sock

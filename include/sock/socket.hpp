@@ -42,6 +42,10 @@ class Socket {
   int protocol = 0;
 };
 
+// Close a descriptor the core handed out and nobody took (an accepted
+// connection whose taker went away): 0 or -errno.
+int close_descriptor(int fd);
+
 // A connected pair of sockets of the given type (AF_UNIX); 0 or -errno.
 int make_socketpair(int type, int fds[2]);
 

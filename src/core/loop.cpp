@@ -15,7 +15,9 @@ Loop::~Loop() = default;
 
 bool Loop::try_now(Operation& op) {
   switch (op.kind) {
-    case OpKind::connect:
+    case OpKind::connect:  // tried when it has an address to connect to
+      return op.addr && !op.done && perform(op);
+    case OpKind::wakeup:
     case OpKind::readable:
     case OpKind::writable:
       return false;

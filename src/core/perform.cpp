@@ -5,9 +5,13 @@
 
 #include <cerrno>
 
+#include "portable.hpp"
 #include "sock/operation.hpp"
+#include "sock/wakeup.hpp"
 
 namespace sock {
+
+bool perform_send_file(Operation& op);  // file_send.cpp
 
 namespace {
 
@@ -43,7 +47,7 @@ bool repeat_recv(Operation& op) {
 
 bool repeat_send(Operation& op) {
   while (op.done < op.len) {
-    ssize_t n = ::send(op.handle->fd, op.buf + op.done, op.len - op.done, op.flags | MSG_NOSIGNAL);
+    ssize_t n = ::send(op.handle->fd, op.buf + op.done, op.len - op.done, op.flags | portable_send_flags);
     if (n >= 0) {
       op.done += (size_t)n;
     } else if (errno == EINTR) {
@@ -78,18 +82,29 @@ bool perform(Operation& op) {
         n = ::recvfrom(fd, op.buf, op.len, op.flags, (sockaddr*)op.addr, &op.addrlen);
         break;
       case OpKind::send:
-        n = ::send(fd, op.buf, op.len, op.flags | MSG_NOSIGNAL);
+        n = ::send(fd, op.buf, op.len, op.flags | portable_send_flags);
         break;
       case OpKind::sendto:
-        n = ::sendto(fd, op.buf, op.len, op.flags | MSG_NOSIGNAL, (const sockaddr*)op.addr, op.addrlen);
+        n = ::sendto(fd, op.buf, op.len, op.flags | portable_send_flags, (const sockaddr*)op.addr, op.addrlen);
         break;
       case OpKind::accept:
         op.addrlen = sizeof(sockaddr_storage);
-        n = ::accept4(fd, (sockaddr*)op.addr, &op.addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        n = portable_accept(fd, (sockaddr*)op.addr, &op.addrlen);
         break;
       case OpKind::connect: {
-        // Only called once the fd reported writable or an error: the outcome
-        // of the connect() in progress is in SO_ERROR.
+        if (op.addr && !op.done) {  // first: start connecting
+          op.done = 1;
+          if (::connect(fd, (const sockaddr*)op.addr, op.addrlen) == 0) {
+            op.result = 0;
+            return true;
+          }
+          // An interrupted connect goes on in the background, like EINPROGRESS.
+          if (errno == EINPROGRESS || errno == EINTR || errno == EAGAIN) return false;
+          op.result = -errno;
+          return true;
+        }
+        // Called once the fd reported writable or an error: the outcome of
+        // the connect() in progress is in SO_ERROR.
         int err = 0;
         socklen_t len = sizeof err;
         if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
@@ -99,6 +114,12 @@ bool perform(Operation& op) {
       }
       case OpKind::readable:
       case OpKind::writable:
+        op.result = 0;
+        return true;
+      case OpKind::send_file:
+        return perform_send_file(op);
+      case OpKind::wakeup:
+        if (!wakeup_clear_fd(fd)) return false;  // woken by something else
         op.result = 0;
         return true;
       default:

@@ -174,6 +174,7 @@ class UringPoller final : public Poller {
   }
 
   bool try_now(Operation& op) override {
+    if (op.kind == OpKind::connect) return false;  // the kernel connects (see submit)
     if (op.kind == OpKind::accept && (op.handle->backend_state & has_accept_queue)) {
       auto it = accept_queues_.find(op.handle);  // (the flag may be another poller's)
       if (it != accept_queues_.end() && !it->second->ready.empty()) {
@@ -546,6 +547,7 @@ class UringPoller final : public Poller {
         data = false;
         break;
       case OpKind::readable:
+      case OpKind::wakeup:  // then reset by perform, on completion
         io_uring_prep_poll_add(sqe, fd, POLLIN);
         data = false;
         break;
@@ -560,6 +562,7 @@ class UringPoller final : public Poller {
         data = false;
         break;
       case OpKind::writable:
+      case OpKind::send_file:  // then one step by perform, on completion
         io_uring_prep_poll_add(sqe, fd, POLLOUT);
         data = false;
         break;
@@ -676,6 +679,20 @@ class UringPoller final : public Poller {
       case OpKind::writable:
         again = retry;
         op.result = res < 0 ? res : 0;
+        break;
+      case OpKind::send_file:
+      case OpKind::wakeup:
+        // Ready: the step itself is a plain non-blocking call, made here
+        // (the fd may be closed already if a cancel lost the race).
+        if (res >= 0) {
+          if (h.fd < 0)
+            op.result = -ECANCELED;
+          else
+            again = !perform(op);
+        } else {
+          again = retry;
+          op.result = res;
+        }
         break;
       default:  // recv, send, recvfrom, sendto, accept: one syscall's result
         again = retry;

@@ -1,7 +1,7 @@
 #include "sock/resolver.hpp"
+#include "sock/wakeup.hpp"
 
 #include <dlfcn.h>
-#include <sys/eventfd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -38,7 +38,7 @@ bool erase_one(std::deque<T*>& q, T* item) {
 
 // Everything the workers touch. The resolver and each worker hold it, so
 // that a worker still inside getaddrinfo when the resolver goes can finish
-// with memory and an eventfd that are still its own.
+// with memory and a wake-up that are still its own.
 struct Resolver::Shared {
   mutable std::mutex mu;
   std::condition_variable work_cv;  // jobs queued, or stop
@@ -52,19 +52,14 @@ struct Resolver::Shared {
   bool stop = false;
   double delay = 0;
   double stall = 0;
-  int efd = -1;
+  Wakeup wake;  // closed by the last holder
 
   ~Shared() {
     for (ResolveJob* job : queue) delete job;
     for (ResolveJob* job : done) delete job;
-    if (efd >= 0) ::close(efd);
   }
 
-  void signal() {
-    if (efd < 0) return;
-    while (::eventfd_write(efd, 1) < 0 && errno == EINTR) {
-    }
-  }
+  void signal() { wake.signal(); }
 };
 
 Resolver::Resolver(unsigned max_threads)
@@ -96,11 +91,17 @@ Resolver::~Resolver() {
 
 int Resolver::open() {
   if (efd_ >= 0) return 0;
-  int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (fd < 0) return -errno;
   std::lock_guard<std::mutex> lock(sh_->mu);
-  sh_->efd = efd_ = fd;
+  int rc = sh_->wake.open();
+  if (rc < 0) return rc;
+  efd_ = sh_->wake.wait_fd();
   return 0;
+}
+
+void Resolver::drop_after_fork() {
+  // No lock: a worker of the parent may have held it when it forked.
+  sh_->wake.drop_after_fork();
+  efd_ = -1;
 }
 
 // A worker may outlive the resolver (see ~Resolver), and with it the Lua
@@ -194,12 +195,7 @@ std::unique_ptr<ResolveJob> Resolver::take() {
   return std::unique_ptr<ResolveJob>(job);
 }
 
-void Resolver::clear_signal() {
-  if (efd_ < 0) return;
-  eventfd_t value;
-  while (::eventfd_read(efd_, &value) < 0 && errno == EINTR) {
-  }
-}
+void Resolver::clear_signal() { sh_->wake.clear(); }
 
 void Resolver::signal() { sh_->signal(); }
 
@@ -300,7 +296,7 @@ void Resolver::worker(std::shared_ptr<Shared> sh, size_t index) {
     }
     sh->signal();
   }
-  // `sh` goes with this thread; the last holder frees it and closes the eventfd.
+  // `sh` goes with this thread; the last holder frees it and closes the wake-up.
 }
 
 }  // namespace sock

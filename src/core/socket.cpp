@@ -1,5 +1,7 @@
 #include "sock/socket.hpp"
 
+#include "portable.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -12,7 +14,7 @@ static int check(int rc) { return rc < 0 ? -errno : rc; }
 
 int Socket::open(int family_, int type_, int protocol_) {
   close();
-  int fd = ::socket(family_, type_ | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol_);
+  int fd = portable_socket(family_, type_, protocol_);
   if (fd < 0) return -errno;
   adopt(fd, family_, type_, protocol_);
   return 0;
@@ -57,8 +59,13 @@ int Socket::close() {
   return rc < 0 && errno != EINTR ? -errno : 0;
 }
 
+int close_descriptor(int fd) {
+  if (fd < 0) return 0;
+  return ::close(fd) < 0 && errno != EINTR ? -errno : 0;
+}
+
 int make_socketpair(int type, int fds[2]) {
-  return check(::socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds));
+  return check(portable_socketpair(AF_UNIX, type, 0, fds));
 }
 
 int max_listen_backlog() {

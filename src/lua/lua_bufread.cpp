@@ -26,8 +26,6 @@
 // is freed. close() frees it (see close_socket in lua_socket.cpp).
 #include "lua/lua_bufread.hpp"
 
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -116,30 +114,31 @@ Outcome check(const LuaSocket* ls, const Req& r) {
   return {St::error, 0, 0, EINVAL};
 }
 
-// One recv into the buffer: > 0 bytes, 0 at end of stream, -errno.
+// One recv into the buffer: > 0 bytes, 0 at end of stream, -errno. It goes
+// through a recv op of its own, tried now, into the scheduler's scratch
+// buffer: received bytes are copied into the read-ahead buffer before
+// anything else runs, so one scratch serves every socket, and no buffer is
+// handed to the kernel while a thread waits (the wait is a readable op).
 long fill(LuaSocket* ls) {
-  int fd = ls->s.fd();
-  if (fd < 0) return -sock::ERR_CLOSED;
+  if (!ls->s.is_open()) return -sock::ERR_CLOSED;
   auto& scratch = ls->sched->recv_scratch;
   if (!scratch) scratch.reset(new (std::nothrow) char[kRecvChunk]);
   if (!scratch) return -ENOMEM;
-  char* recv_scratch = scratch.get();
-  ssize_t n;
-  do {
-    n = ::recv(fd, recv_scratch, kRecvChunk, 0);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return -errno;
-  if (n == 0) return 0;
+  sock::Operation rd;
+  rd.prepare(sock::OpKind::recv, &ls->s.io, scratch.get(), kRecvChunk);
+  if (!sock::Loop::try_now(rd)) return -EAGAIN;
+  long n = rd.result;
+  if (n <= 0) return n;
   if (ls->pending_pos > 0) {  // drop what was consumed before growing
     ls->pending.erase(0, ls->pending_pos);
     ls->pending_pos = 0;
   }
   try {
-    ls->pending.append(recv_scratch, (size_t)n);
+    ls->pending.append(rd.buf, (size_t)n);
   } catch (const std::exception&) {
     return -ENOMEM;
   }
-  return (long)n;
+  return n;
 }
 
 // Receive until the request is met or the socket would block (or the

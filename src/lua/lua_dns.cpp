@@ -1,8 +1,8 @@
 // Non-blocking name lookups for sock threads; see lua_dns.hpp.
 //
 // Lifetimes. One DnsState per Lua state (a userdata anchored in the
-// registry) owns the resolver (its eventfd is made with the module, its
-// worker threads on the first lookup) and the readable op on the eventfd.
+// registry) owns the resolver (its wake-up is made with the module, its
+// worker threads on the first lookup) and the wakeup op on it.
 // A Lookup (the request object) lives on the waiting thread's stack while
 // the thread waits, which keeps it alive; the resolver's job points back at
 // it through job->user. Whichever ends first -- the lookup,
@@ -22,7 +22,6 @@
 #include "sock/error.hpp"
 #include "sock/resolver.hpp"
 
-#include <unistd.h>
 
 namespace {
 
@@ -36,8 +35,8 @@ struct DnsState {
   Scheduler* sched = nullptr;
   sock::Resolver* resolver = nullptr;  // made with the module (threads start on demand)
   unsigned fork_gen = 0;               // sched_fork_generation() when the resolver was made
-  sock::IoHandle io;                   // the resolver's eventfd
-  sock::Operation op;                  // readable on it, while lookups are pending
+  sock::IoHandle io;                   // the resolver's wake-up
+  sock::Operation op;                  // waits on it while lookups are pending
   double delay = -1;                   // test hook value set before the resolver exists
   bool closed = false;                 // the Lua state is closing
 };
@@ -114,12 +113,12 @@ int resolve_now(lua_State* L, Lookup* lk) {
 
 void dns_ready(sock::Operation* op);
 
-// Keep the readable op armed while lookups are pending. False if it cannot be.
+// Keep the wakeup op armed while lookups are pending. False if it cannot be.
 bool arm(DnsState* d) {
   if (d->op.pending) return true;
   sock::Loop* loop = sched_loop_here(d->sched);
   if (!loop) return false;
-  d->op.prepare(sock::OpKind::readable, &d->io);
+  d->op.prepare(sock::OpKind::wakeup, &d->io);
   d->op.owner = d;
   d->op.on_complete = dns_ready;
   return loop->start(d->op, -1) == 0;
@@ -129,7 +128,6 @@ void dns_ready(sock::Operation* op) {
   DnsState* d = static_cast<DnsState*>(op->owner);
   if (d->closed || !d->resolver || op->result < 0) return;
   Scheduler* S = d->sched;
-  d->resolver->clear_signal();
   // One at a time: resuming a thread may raise its error out of the loop
   // (error_pending), and the rest must then wait for the next turn.
   while (!S->error_pending) {
@@ -158,14 +156,14 @@ void lookup_timed_out(sock::Timer* t) {
 
 // A fork's child: the resolver's worker threads stayed in the parent, and its
 // lock may have been held by one of them when it forked. Leave the object
-// alone for good (it is never freed) and close our copy of its eventfd;
+// alone for good (it is never freed) and close our copy of its wake-up;
 // lookups here get a resolver of their own.
 void drop_parent_resolver(DnsState* d) {
   if (!d->resolver || d->fork_gen == sched_fork_generation()) return;
-  ::close(d->resolver->fd());
+  d->resolver->drop_after_fork();
   d->resolver = nullptr;
   d->io = sock::IoHandle{};
-  // The readable op on the parent's eventfd belonged to the parent's loop
+  // The wakeup op on the parent's wake-up belonged to the parent's loop
   // (it may still look pending there: a lookup had timed out, say); ours
   // starts afresh, or it would never be armed here.
   d->op = sock::Operation{};
@@ -293,7 +291,7 @@ int l_dns_gc(lua_State* L) {
   if (d->resolver) {
     Scheduler* S = d->sched;
     if (sock::Loop* loop = S->closed ? nullptr : sched_loop_here(S)) loop->close_handle(d->io);
-    delete d->resolver;  // joins its workers, closes the eventfd
+    delete d->resolver;  // joins its workers, closes the wake-up
     d->resolver = nullptr;
   }
   d->~DnsState();
@@ -365,7 +363,7 @@ void sock_lua_open_dns(lua_State* L, int sched_idx) {
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, kDnsKey);
   int dns = lua_gettop(L);
-  // The resolver's eventfd is made now, so it is there from the start like
+  // The resolver's wake-up is made now, so it is there from the start like
   // the module itself (programs that count their fds see it come with
   // require'sock', not with the first lookup). Its threads start on demand.
   // If it cannot be made now, the first lookup tries again.

@@ -1,8 +1,8 @@
 // Name lookups that do not block the loop. Inside a sock thread, a host name
 // that needs a lookup (not an IP literal, not '*', not a unix path) is
 // resolved by sock::Resolver on a worker thread while the thread waits; the
-// loop learns of the result through the resolver's eventfd, which one
-// OpKind::readable op watches (so it works on every backend).
+// loop learns of the result through the resolver's wake-up, which one
+// OpKind::wakeup op watches (so it works on every backend).
 //
 // How it reaches Lua: sock_lua_resolve (lua_address.cpp), asked for such a
 // name by one of the functions that know how to wait for it, pushes the

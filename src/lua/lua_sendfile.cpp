@@ -1,10 +1,9 @@
 // s:sendfile(path | fd | file, [offset], [len], [expires]) -> bytes sent | nil, err, sent
 //
-// Zero-copy sendfile(2) from the file to the socket, waiting for writability
-// (an OpKind::writable op on the socket's write side) whenever the socket's
-// buffer is full. When the kernel cannot sendfile from that source or to
-// that socket (EINVAL, ENOSYS, EOPNOTSUPP: a pipe, most /proc files, ...),
-// it falls back to read + send through a 64 KiB buffer, still non-blocking.
+// The core's FileSend does the sending (zero-copy where the system can, a
+// read + send copy where it cannot), in steps: OpKind::send_file ops, tried
+// at once and, whenever the socket's buffer is full, waited for on the
+// socket's write side.
 //
 // Like the buffered reads, the whole transfer runs in C with one yield:
 // sendfile_ready (the op's completion) sends more and re-arms the op with the
@@ -14,54 +13,25 @@
 // path is opened, an fd or Lua file is dup'ed, so closing the caller's handle
 // meanwhile cannot make us read from a reused fd number. That fd is closed
 // as soon as the call returns.
-#include <atomic>
-#include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
-#include <sys/sendfile.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <cerrno>
-#include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <new>
 
 #include "lua/lua_sendfile.hpp"
 #include "lua/lua_socket.hpp"
 #include "lua/scheduler.hpp"
 #include "sock/error.hpp"
+#include "sock/file_send.hpp"
 #include "sock/loop.hpp"
 
 namespace {
 
 constexpr const char* kJobMeta = "sock.sendfile_job";
-constexpr size_t kCopyChunk = 65536;
-// Per call: to a reader that keeps up, one sendfile() goes on for as long
-// as it is allowed to, so the budget (see sched_give_way) is checked between
-// calls of at most this size (a fraction of a millisecond each).
-constexpr size_t kMaxSendfile = 1u << 20;
-
-std::atomic<bool> force_copy{false};  // test hook: sock._sendfile_force_copy(true)
-// Test hook, sock._sendfile_signal_window(seconds): each sendfile(2) call
-// waits this long with SIGPIPE blocked first, so that a test can send the
-// process a SIGPIPE while it is blocked.
-std::atomic<double> signal_window{0};
 
 struct Job {
   LuaSocket* ls = nullptr;
-  int fd = -1;               // ours: opened or dup'ed
-  bool positional = false;   // read at `offset` (else at the fd's own position, advancing it)
-  long long offset = 0;      // the next byte to read from the file, when positional
-  long long remaining = -1;  // bytes still to send, -1: up to the end of the file
-  long long sent = 0;
-  bool copy = false;         // the read + send fallback
-  char* buf = nullptr;       // copy: bytes read and not yet sent are [pos, len)
-  size_t pos = 0, len = 0;
+  sock::FileSend file;  // the source and the progress
 };
 
 enum class St { done, error, wait, give_way };
@@ -71,140 +41,44 @@ struct Outcome {
   int err = 0;
 };
 
-void release(Job* job) {
-  if (job->fd >= 0) ::close(job->fd);
-  job->fd = -1;
-  std::free(job->buf);
-  job->buf = nullptr;
+void release(Job* job) { job->file.release(); }
+
+// Interpret one step's result: true when the transfer is over (outcome set).
+// (A result of 0 without `ended` is a wait that gave way: no step was made.)
+bool step_ended(Job* job, long result, Outcome& out) {
+  if (result > 0 || (result == 0 && !job->file.ended)) return false;
+  if (result == 0)  // the file ended: early if a length was asked for
+    out = job->file.remaining > 0 ? Outcome{St::error, sock::ERR_EOF} : Outcome{St::done};
+  else
+    out = {St::error, (int)-result};
+  return true;
 }
 
-bool sigpipe_pending() {
-  sigset_t pending;
-  return sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
-}
-
-// Take a pending SIGPIPE if it is the one a sendfile(2) of this thread
-// raised. The kernel sends that one to the calling thread, as if this
-// process had sent it (SI_USER, our pid), and sigtimedwait takes a thread's
-// own signals before the process's. Any other (a kill -PIPE from elsewhere,
-// meant for the process) is put back as it came. (A kill(getpid(), SIGPIPE)
-// by another thread of ours, arriving during the call, looks the same.)
-void take_back_own_sigpipe(const sigset_t& pipe_set) {
-  siginfo_t info;
-  timespec zero{0, 0};
-  int sig;
-  while ((sig = sigtimedwait(&pipe_set, &info, &zero)) < 0 && errno == EINTR) {
-  }
-  if (sig != SIGPIPE) return;
-  if (info.si_code == SI_USER && info.si_pid == ::getpid()) return;
-  ::syscall(SYS_rt_sigqueueinfo, ::getpid(), SIGPIPE, &info);
-}
-
-// sendfile(2) has no MSG_NOSIGNAL: to a peer that has gone away it raises
-// SIGPIPE, which would kill a Lua host. Block it for the call and take back
-// the one the call raised, leaving the process's own SIGPIPEs alone.
-ssize_t sendfile_nosignal(int out_fd, int in_fd, off_t* offset, size_t count) {
-  sigset_t pipe_set, old_mask;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
-  bool host_blocks = sigismember(&old_mask, SIGPIPE);
-  bool pending_before = sigpipe_pending();
-  if (double window = signal_window.load()) {
-    timespec wait{(time_t)window, (long)((window - (double)(time_t)window) * 1e9)};
-    while (nanosleep(&wait, &wait) < 0 && errno == EINTR) {
-    }
-  }
-  ssize_t n = ::sendfile(out_fd, in_fd, offset, count);
-  int e = errno;
-  // The call may raise one whatever it returns: it can send part, fail on
-  // the next page and return the part. A host that blocks SIGPIPE itself may
-  // have had one pending in this thread already, which ours then merged
-  // into: that one is the host's, and harmless while it stays blocked.
-  if (sigpipe_pending() && !(host_blocks && pending_before)) take_back_own_sigpipe(pipe_set);
-  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
-  errno = e;
-  return n;
-}
-
-bool no_sendfile(int e) { return e == EINVAL || e == ENOSYS || e == EOPNOTSUPP || e == ESPIPE; }
-
-// Move bytes until done, an error, or the socket would block.
+// Move bytes until done, an error, or the socket would block; one step at a
+// time, each a send_file op tried now, so that the budget is checked between
+// steps of at most a MiB.
 Outcome advance(Job* job) {
-  int sockfd = job->ls->s.fd();
-  if (sockfd < 0) return {St::error, sock::ERR_CLOSED};
+  if (!job->ls->s.is_open()) return {St::error, sock::ERR_CLOSED};
   for (;;) {
-    if (job->remaining == 0) return {St::done};
+    if (job->file.remaining == 0) return {St::done};
     if (sched_give_way_now(job->ls->sched)) return {St::give_way};  // held the loop long enough
-    if (!job->copy) {
-      size_t count = job->remaining < 0 || (unsigned long long)job->remaining > kMaxSendfile
-                         ? kMaxSendfile
-                         : (size_t)job->remaining;
-      off_t off = (off_t)job->offset;
-      ssize_t n = sendfile_nosignal(sockfd, job->fd, job->positional ? &off : nullptr, count);
-      if (n > 0) {
-        job->sent += n;
-        if (job->positional) job->offset += n;
-        if (job->remaining > 0) job->remaining -= n;
-        continue;
-      }
-      if (n == 0) {  // the file ended
-        if (job->remaining < 0) return {St::done};
-        return {St::error, sock::ERR_EOF};
-      }
-      int e = errno;
-      if (e == EINTR) continue;
-      if (e == EAGAIN || e == EWOULDBLOCK) return {St::wait};
-      if (no_sendfile(e)) {
-        job->copy = true;
-        continue;
-      }
-      return {St::error, e};
-    }
-    if (job->pos == job->len) {  // refill from the file
-      if (!job->buf) {
-        job->buf = static_cast<char*>(std::malloc(kCopyChunk));
-        if (!job->buf) return {St::error, ENOMEM};
-      }
-      size_t want = job->remaining < 0 || (unsigned long long)job->remaining > kCopyChunk
-                        ? kCopyChunk
-                        : (size_t)job->remaining;
-      ssize_t n = job->positional ? ::pread(job->fd, job->buf, want, (off_t)job->offset)
-                                  : ::read(job->fd, job->buf, want);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return {St::error, errno};
-      }
-      if (n == 0) {
-        if (job->remaining < 0) return {St::done};
-        return {St::error, sock::ERR_EOF};
-      }
-      job->pos = 0;
-      job->len = (size_t)n;
-      if (job->positional) job->offset += n;
-    }
-    ssize_t n = ::send(sockfd, job->buf + job->pos, job->len - job->pos, MSG_NOSIGNAL);
-    if (n >= 0) {
-      job->pos += (size_t)n;
-      job->sent += n;
-      if (job->remaining > 0) job->remaining -= n;
-      continue;
-    }
-    int e = errno;
-    if (e == EINTR) continue;
-    if (e == EAGAIN || e == EWOULDBLOCK) return {St::wait};
-    return {St::error, e};
+    sock::Operation step;
+    step.prepare(sock::OpKind::send_file, &job->ls->s.io);
+    step.file = &job->file;
+    if (!sock::Loop::try_now(step)) return {St::wait};
+    Outcome out{St::done};
+    if (step_ended(job, step.result, out)) return out;
   }
 }
 
 int push_outcome(lua_State* L, Job* job, const Outcome& o) {
   release(job);  // the call is over: no fd stays open until the collector runs
   if (o.st == St::done) {
-    sock_pushinteger(L, job->sent);
+    sock_pushinteger(L, job->file.sent);
     return 1;
   }
   sock_lua_fail(L, o.err);
-  sock_pushinteger(L, job->sent);
+  sock_pushinteger(L, job->file.sent);
   return 3;
 }
 
@@ -223,9 +97,7 @@ void sendfile_ready(sock::Operation* op) {
   Job* job = static_cast<Job*>(w.job);
   LuaSocket* ls = job->ls;
   Completion c{job, {St::error}};
-  if (op->result < 0) {
-    c.out = {St::error, (int)-op->result};
-  } else {
+  if (!step_ended(job, op->result, c.out)) {
     c.out = advance(job);
     if (c.out.st == St::wait || c.out.st == St::give_way) {
       int rc = sock_lua_wait_again(w, c.out.st == St::give_way);
@@ -307,51 +179,33 @@ int l_sendfile(lua_State* L) {
   new (job) Job();
   luaL_setmetatable(L, kJobMeta);
   job->ls = ls;
-  job->remaining = len;
-  job->copy = force_copy;
-  if (path) {
-    job->fd = ::open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);  // a FIFO must not block us
-    job->positional = true;
-    job->offset = offset < 0 ? 0 : offset;
-  } else if (file) {
-    job->fd = ::fcntl(fileno(file), F_DUPFD_CLOEXEC, 0);
-    // From where the Lua program stands in the file (stdio may have read
-    // ahead of the fd's position), which is left where it was.
-    // A file that cannot seek (a pipe from io.popen) is read where it stands.
-    long pos = offset < 0 ? std::ftell(file) : 0;
-    job->positional = offset >= 0 || pos >= 0;
-    job->offset = offset < 0 ? pos : offset;
-  } else {
-    job->fd = ::fcntl((int)src_fd, F_DUPFD_CLOEXEC, 0);
-    job->positional = offset >= 0;  // else at the fd's position, which moves
-    job->offset = offset;
-  }
-  if (job->fd < 0) {
-    // EBADF would read as 'closed', which is what the socket says when it is.
-    int e = errno == EBADF && !path ? EINVAL : errno;
-    return push_outcome(L, job, Outcome{St::error, e});
-  }
+  int rc = path ? job->file.open_path(path, offset)
+           : file ? job->file.open_file(file, offset)
+                  : job->file.open_fd((int)src_fd, offset);
+  job->file.remaining = len;
+  if (rc < 0) return push_outcome(L, job, Outcome{St::error, -rc});
 
   Outcome o = advance(job);
   if (o.st != St::wait && o.st != St::give_way) return push_outcome(L, job, o);
 
   LuaWait& w = ls->wr;
-  sock_lua_prepare(w, ls, sock::OpKind::writable, nullptr, 0, 0, expires, push_wait_failure);
+  sock_lua_prepare(w, ls, sock::OpKind::send_file, nullptr, 0, 0, expires, push_wait_failure);
+  w.op.file = &job->file;
   w.job = job;  // on the stack, which the wait keeps: it lives while we wait
   w.defer = o.st == St::give_way;
   return sock_lua_wait_op(L, ls, w, sendfile_ready, "sendfile");
 }
 
 int l_force_copy(lua_State* L) {
-  bool prev = force_copy.exchange(lua_toboolean(L, 1));
+  bool prev = sock::file_send_forcing_copy();
+  sock::file_send_force_copy(lua_toboolean(L, 1));
   lua_pushboolean(L, prev);
   return 1;
 }
 
 int l_signal_window(lua_State* L) {
-  double seconds = luaL_checknumber(L, 1);
-  signal_window = seconds > 0 && seconds < 60 ? seconds : 0;
-  return 0;
+  lua_pushboolean(L, sock::file_send_signal_window(luaL_checknumber(L, 1)));
+  return 1;
 }
 
 }  // namespace

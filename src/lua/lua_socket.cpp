@@ -5,7 +5,6 @@
 
 #include <netinet/in.h>
 #include <sys/un.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
@@ -141,7 +140,7 @@ static void undo_op(void* ctx) {
       return;
     }
     case sock::OpKind::accept:
-      if (w.op.result >= 0) ::close((int)w.op.result);  // nobody will take it
+      if (w.op.result >= 0) sock::close_descriptor((int)w.op.result);  // nobody will take it
       return;
     default:
       return;
@@ -596,32 +595,28 @@ static int l_connect(lua_State* L) {
   if (!ai) return 2;
   while (ai && ai->ai_family != ls->s.family) ai = ai->ai_next;
   if (!ai) return sock_lua_fail(L, EAFNOSUPPORT);
-  LuaWait& w = ls->wr;
-  if (sock_lua_busy(w)) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
-  Scheduler* S = ls->sched;
-  if (!never_waits && sched_loop(L, S).poller().completes_ops() && ai->ai_addrlen <= sizeof(sockaddr_storage)) {
-    // The kernel connects and reports the outcome. The address must stay put
-    // until the request is submitted: inet ones go in the peer slot, which
-    // only accepted sockets use otherwise (and while an accepted socket's
-    // address fields are still pending there, in the address block).
-    sockaddr_storage* dest;
-    if (ai->ai_addrlen <= sizeof ls->peer && !ls->fields_pending)
-      dest = reinterpret_cast<sockaddr_storage*>(&ls->peer);
-    else
-      dest = &addresses(ls).wr;
-    std::memcpy(dest, ai->ai_addr, ai->ai_addrlen);
-    sock_lua_prepare(w, ls, sock::OpKind::connect, nullptr, 0, 0, expires, push_true_or_fail, dest,
-                     (socklen_t)ai->ai_addrlen);
-    return sock_lua_run_op(L, ls, w, "connect");
-  }
-  int rc = ls->s.connect(ai->ai_addr, ai->ai_addrlen);
-  if (rc == 0) {
+  if (never_waits) {
+    int rc = ls->s.connect(ai->ai_addr, ai->ai_addrlen);
+    if (rc < 0) return sock_lua_fail(L, -rc);
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (rc != -EINPROGRESS && rc != -EAGAIN) return sock_lua_fail(L, -rc);
-  // A connect() in progress: wait for its outcome (no address: nothing to connect to again).
-  sock_lua_prepare(w, ls, sock::OpKind::connect, nullptr, 0, 0, expires, push_true_or_fail);
+  LuaWait& w = ls->wr;
+  if (sock_lua_busy(w)) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
+  if (ai->ai_addrlen > sizeof(sockaddr_storage)) return sock_lua_fail(L, EINVAL);
+  // The op connects (the loop tries it at once; a completion backend has the
+  // kernel do it), so the address must stay put until then: inet ones go in
+  // the peer slot, which only accepted sockets use otherwise (and while an
+  // accepted socket's address fields are still pending there, in the
+  // address block).
+  sockaddr_storage* dest;
+  if (ai->ai_addrlen <= sizeof ls->peer && !ls->fields_pending)
+    dest = reinterpret_cast<sockaddr_storage*>(&ls->peer);
+  else
+    dest = &addresses(ls).wr;
+  std::memcpy(dest, ai->ai_addr, ai->ai_addrlen);
+  sock_lua_prepare(w, ls, sock::OpKind::connect, nullptr, 0, 0, expires, push_true_or_fail, dest,
+                   (socklen_t)ai->ai_addrlen);
   return sock_lua_run_op(L, ls, w, "connect");
 }
 

@@ -1,6 +1,5 @@
 #include "lua/scheduler.hpp"
 
-#include <pthread.h>
 
 #include <atomic>
 #include <cmath>
@@ -10,6 +9,7 @@
 #include <new>
 
 #include "sock/clock.hpp"
+#include "sock/process.hpp"
 #include "sock/error.hpp"
 
 char sock_wait_marker, sock_suspend_marker, sock_transfer_marker;
@@ -90,19 +90,10 @@ static void leave_parent_loop(lua_State* L, Scheduler* S) {
   S->parent_loops.push_back(std::move(S->loop));
 }
 
-static std::atomic<unsigned> fork_generation{0};
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void count_fork() { fork_generation.fetch_add(1, std::memory_order_relaxed); }
-static void register_atfork() { pthread_atfork(nullptr, nullptr, count_fork); }
-
-unsigned sched_fork_generation() {
-  pthread_once(&atfork_once, register_atfork);
-  return fork_generation.load(std::memory_order_relaxed);
-}
+unsigned sched_fork_generation() { return sock::fork_generation(); }
 
 sock::Loop* sched_loop_here(Scheduler* S) {
-  return S->loop && S->loop_fork_gen == fork_generation.load(std::memory_order_relaxed) ? S->loop.get() : nullptr;
+  return S->loop && S->loop_fork_gen == sock::fork_generation_seen() ? S->loop.get() : nullptr;
 }
 
 sock::Loop& sched_loop(lua_State* L, Scheduler* S) {

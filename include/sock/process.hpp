@@ -1,0 +1,27 @@
+// Facts about the process the core must notice. Today one: fork(). A child
+// shares the parent's kernel objects (an epoll instance, a ring), so whoever
+// holds one compares the generation it was made in with the current one.
+#pragma once
+
+#include <atomic>
+
+namespace sock {
+
+namespace detail {
+extern std::atomic<unsigned> fork_count;
+void watch_forks();
+}  // namespace detail
+
+// How many fork()s made this process (0 in the original). The first call
+// starts counting (the POSIX side registers a pthread_atfork handler; Windows
+// has no fork and it stays 0); later calls are one atomic load.
+inline unsigned fork_generation() {
+  detail::watch_forks();
+  return detail::fork_count.load(std::memory_order_relaxed);
+}
+
+// The same without starting to count: for hot paths of code that has
+// called fork_generation() once already.
+inline unsigned fork_generation_seen() { return detail::fork_count.load(std::memory_order_relaxed); }
+
+}  // namespace sock

@@ -1,0 +1,45 @@
+// A wake-up from another thread. Any thread calls signal(); the loop learns of
+// it through an OpKind::wakeup op on `io`, which completes once the wake-up
+// was signalled and leaves it reset. Signals coalesce: several before the op
+// completes wake it once. (POSIX: an eventfd on Linux, a non-blocking pipe
+// elsewhere; see wakeup_posix.cpp.)
+#pragma once
+
+#include "sock/operation.hpp"
+
+namespace sock {
+
+class Wakeup {
+ public:
+  Wakeup() = default;
+  ~Wakeup() { close(); }
+  Wakeup(const Wakeup&) = delete;
+  Wakeup& operator=(const Wakeup&) = delete;
+
+  // 0 or -errno.
+  int open();
+  bool is_open() const { return read_fd_ >= 0; }
+  // Any thread, any time after open(); never blocks.
+  void signal();
+  // Loop thread: reset it. (The wakeup op does this itself; true if it was set.)
+  bool clear();
+  void close();
+  // A fork's child: close this process's copies of the descriptors without
+  // touching anything else (another thread of the parent may be using them).
+  void drop_after_fork() { close(); }
+
+  // The handle the loop waits on: give it to an OpKind::wakeup op. Its fd is
+  // the read side; `io.fd` is copied into the waiter's own handle by callers
+  // that register it with a loop (see lua_dns.cpp).
+  int wait_fd() const { return read_fd_; }
+
+ private:
+  int read_fd_ = -1;
+  int write_fd_ = -1;  // the same as read_fd_ for an eventfd
+};
+
+// What an OpKind::wakeup op does when its fd is ready: reset it. True if it
+// had been signalled (the op completes), false if not (it keeps waiting).
+bool wakeup_clear_fd(int fd);
+
+}  // namespace sock
