@@ -73,19 +73,77 @@ end
 
 -- Receiving in full --------------------------------------------------------
 
+-- Methods for any object with the class's methods ---------------------------
+--
+-- luapower's classes are meant to be extended: sock_libtls copies
+-- sock.tcp_class into its TLS socket classes, gives them their own recv and
+-- _send, and inherits send, recvn, recvall and recvall_read, which must then
+-- work through self:_send and self:recv. So these are written for any such
+-- object; a sock socket (a table with its userdata at key 0) takes the C
+-- path, and gets the C function itself when it looks the method up (see
+-- sock._fast_method), so its calls cost nothing more.
+
+local function is_socket(self)
+	return type(self) == 'table' and type(rawget(self, 0)) == 'userdata'
+end
+local function is_foreign(self, fname, method)
+	if is_socket(self) or type(self) ~= 'table' then return false end
+	if type(self[method]) ~= 'function' and not callable(self[method]) then
+		raise_at_caller(("bad argument #1 to '%s' (socket, or an object with a %s method, expected)"):format(fname, method))
+	end
+	return true
+end
+
+-- Where the next part of buf starts, `done` bytes in: a cdata pointer moved
+-- on (LuaJIT), or the rest of a string.
+local function advance(fname, buf, done)
+	if done == 0 then return buf end
+	if type(buf) == 'string' then return buf:sub(done + 1) end
+	if ffi and type(buf) == 'cdata' then return ffi.cast('uint8_t*', buf) + done end
+	raise_at_caller(("%s: this object's send/receive needs a string or a cdata buffer (got %s)"):format(fname, type(buf)))
+end
+
+-- tcp:send(s|buf, [len], [expires], [flags]) -> true | nil, err, sent
+local c_send = methods.send
+local function send(self, buf, len, expires, flags)
+	if not is_foreign(self, 'send', '_send') then return c_send(self, buf, len, expires, flags) end
+	len = len or #buf
+	local sent = 0
+	while sent < len do
+		local n, err = self:_send(advance('send', buf, sent), len - sent, expires, flags)
+		if not n then return nil, err, sent end
+		sent = sent + n
+	end
+	return true
+end
+methods.send = send
+sock._fast_method(send, c_send)
+
 -- tcp:recvn(buf, len, [expires]) -> buf, len | nil, err, read_len
+local c_recvn = methods._recvn
 function methods.recvn(self, buf, len, expires)
-	local n, err, got = methods._recvn(self, buf, len, expires)  -- (it checks self)
-	if not n then return nil, err, got end
-	return buf, n
+	if not is_foreign(self, 'recvn', 'recv') then
+		local n, err, got = c_recvn(self, buf, len, expires)  -- (it checks self)
+		if not n then return nil, err, got end
+		return buf, n
+	end
+	local got = 0
+	while got < len do
+		local n, err = self:recv(advance('recvn', buf, got), len - got, expires)
+		if not n then return nil, err, got end
+		if n == 0 then return nil, 'eof', got end
+		got = got + n
+	end
+	return buf, len
 end
 
 -- tcp:recvall([expires]) -> buf, len | nil, err, buf, len
 function methods.recvall(self, expires)
-	check_stream_socket('recvall', self)
+	if not is_foreign(self, 'recvall', 'recv') then check_stream_socket('recvall', self) end
 	if expires ~= nil then check_number(2, 'recvall', expires) end
 	local chunks, count, total = {}, 0, 0
-	local buf = sock.buffer(65536)
+	-- (cdata for an object of another kind: sock_libtls's recv takes a pointer)
+	local buf = ffi and not is_socket(self) and ffi.new('uint8_t[?]', 65536) or sock.buffer(65536)
 	while true do
 		local len, err = self:recv(buf, 65536, expires)
 		if not len then
@@ -94,7 +152,7 @@ function methods.recvall(self, expires)
 		end
 		if len == 0 then break end
 		count = count + 1
-		chunks[count] = buf:tostring(1, len)
+		chunks[count] = buffer_string(buf, len)
 		total = total + len
 	end
 	local s = concat(chunks)
@@ -106,7 +164,7 @@ end
 -- at the end); read([size]) returns them as a string (nil at the end). The
 -- read function never yields, for APIs that cannot.
 function methods.recvall_read(self, expires)
-	check_stream_socket('recvall_read', self)
+	if not is_foreign(self, 'recvall_read', 'recvall') then check_stream_socket('recvall_read', self) end
 	if expires ~= nil then check_number(2, 'recvall_read', expires) end
 	local buf, len = self:recvall(expires)
 	if not buf then return nil, len end
@@ -176,7 +234,10 @@ function sock.cowrap(f)
 	local function yield(...)
 		return coroutine.yield(CROSS, co, ...)
 	end
-	co = coroutine.create(function(...) return f(yield, ...) end)
+	co = coroutine.create(function(...)
+		sock.save_thread_context(co)
+		return f(yield, ...)
+	end)
 	sock._allow_nested(co)
 	local function step(ok, ...)
 		if not ok then error((...), 0) end
@@ -236,6 +297,28 @@ else
 end
 
 -- Per-thread environment and finish hooks ------------------------------------
+
+-- luapower's thread-context hooks, which a program replaces by assignment
+-- (webb keeps its per-request context this way): save_thread_context(co) is
+-- called as a thread (or a cowrap's coroutine) starts, with the context of
+-- whoever started it still current; restore_thread_context(co) each time a
+-- thread gets control back (after a wait, a suspend, a transfer or a resume
+-- it made). The defaults do nothing and cost nothing: the scheduler is told
+-- when one is set, through the module table's __newindex.
+local function noop() end
+local context_hooks = {save_thread_context = noop, restore_thread_context = noop}
+local function hook_or_nil(f) if f ~= noop then return f end end
+setmetatable(sock, {
+	__index = context_hooks,
+	__newindex = function(t, k, v)
+		if context_hooks[k] == nil then return rawset(t, k, v) end
+		if v == nil then v = noop end
+		check_callable(3, 'sock.' .. k .. ' =', v)
+		context_hooks[k] = v
+		sock._set_context_hooks(hook_or_nil(context_hooks.save_thread_context),
+			hook_or_nil(context_hooks.restore_thread_context))
+	end,
+})
 
 sock.threadenv = setmetatable({}, {__mode = 'k'})
 

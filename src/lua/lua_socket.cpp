@@ -795,6 +795,26 @@ static int l_send(lua_State* L) {
   return sock_lua_run_op(L, ls, w, "send");
 }
 
+// s:_send(s|buf, [len], [expires], [flags]) -> sent | nil, err: one send
+// that may move only part of the data (luapower's; sock_libtls builds its
+// sockets' send on it).
+static int l_send_once(lua_State* L) {
+  LuaSocket* ls = io_socket(L, "_send");
+  size_t len;
+  char* p = send_data(L, 2, &len, "_send");
+  double expires = sock_lua_optexpires(L, 4, "_send");
+  int flags = opt_flags(L, 5, "_send");
+  CHECK_OPEN(L, ls);
+  LuaWait& w = ls->wr;
+  if (sock_lua_busy(w)) return sock_lua_fail(L, sock::ERR_BUSY);
+  if (len == 0 && ls->s.type == SOCK_STREAM) {  // nothing to send on a stream
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  sock_lua_prepare(w, ls, sock::OpKind::send, p, len, flags, expires, push_count);
+  return sock_lua_run_op(L, ls, w, "_send");
+}
+
 // udp:sendto(host, port, s|buf, [len], [expires], [flags], [af]) -> len | nil, err
 static int l_sendto(lua_State* L) {
   LuaSocket* ls = io_socket(L, "sendto");
@@ -934,6 +954,18 @@ static int l_recvnext(lua_State* L) {
 static int l_index(lua_State* L) {
   lua_pushvalue(L, 2);
   lua_rawget(L, lua_upvalueindex(1));
+  if (lua_type(L, -1) == LUA_TFUNCTION) {
+    // A method written in Lua for any object with the class's methods (the
+    // class's send works for sock_libtls's sockets too) may have a C twin for
+    // sockets themselves: hand out that one (sock._fast_method).
+    if (!lua_iscfunction(L, -1)) {
+      lua_pushvalue(L, -1);
+      lua_rawget(L, lua_upvalueindex(2));
+      if (!lua_isnil(L, -1)) return 1;
+      lua_pop(L, 1);
+    }
+    return 1;
+  }
   if (!lua_isnil(L, -1)) return 1;
   LuaSocket* ls = sock_lua_tosocket(L, 1);
   if (!ls || !ls->fields_pending) return 1;
@@ -941,6 +973,16 @@ static int l_index(lua_State* L) {
   lua_pushvalue(L, 2);
   lua_rawget(L, 1);
   return 1;
+}
+
+// sock._fast_method(lua_method, c_function): a socket whose class method is
+// lua_method gets c_function instead (see l_index).
+static int l_fast_method(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  lua_rawset(L, lua_upvalueindex(1));
+  return 0;
 }
 
 // sock._socket_methods: what the binding's other files and the Lua half add
@@ -965,6 +1007,7 @@ void sock_lua_open_socket(lua_State* L, int sched_idx) {
       {"accept", l_accept},     {"send", l_send},         {"sendto", l_sendto},
       {"recv", l_recv},         {"_recvn", l_recvn},      {"recvnext", l_recvnext},
       {"getsockname", l_getsockname}, {"getpeername", l_getpeername},
+      {"_send", l_send_once},
       {nullptr, nullptr}};
   static const luaL_Reg functions[] = {
       {"tcp", l_tcp}, {"udp", l_udp}, {"raw", l_raw}, {"socketpair", l_socketpair}, {nullptr, nullptr}};
@@ -983,6 +1026,12 @@ void sock_lua_open_socket(lua_State* L, int sched_idx) {
   // class's objects.
   static const char* const class_names[] = {"tcp_class", "udp_class", "raw_class"};
   static const int class_types[] = {SOCK_STREAM, SOCK_DGRAM, SOCK_RAW};
+  // The C twins of Lua methods: {Lua method = C function}.
+  lua_newtable(L);
+  int twins = lua_gettop(L);
+  lua_pushvalue(L, twins);
+  lua_pushcclosure(L, l_fast_method, 1);
+  lua_setfield(L, module, "_fast_method");
   int classes = lua_gettop(L) + 1;
   for (int i = 0; i < 3; i++) {
     lua_newtable(L);
@@ -992,7 +1041,8 @@ void sock_lua_open_socket(lua_State* L, int sched_idx) {
     lua_setfield(L, module, class_names[i]);
     luaL_newmetatable(L, object_meta_key(class_types[i]));
     lua_pushvalue(L, -2);
-    lua_pushcclosure(L, l_index, 1);
+    lua_pushvalue(L, twins);
+    lua_pushcclosure(L, l_index, 2);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, l_close_meta);
     lua_setfield(L, -2, "__close");

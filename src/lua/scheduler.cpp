@@ -290,9 +290,26 @@ bool sched_slice_over(Scheduler* S) {
   return true;
 }
 
+// luapower's context hooks: save_thread_context(co) as a thread starts,
+// restore_thread_context(co) each time a thread gets control back from a
+// wait, suspend or transfer. False (the error on top of L) if the hook failed.
+static bool call_context_hook(Scheduler* S, lua_State* L, lua_State* co, bool starting) {
+  int ref = starting ? S->save_hook_ref : S->restore_hook_ref;
+  if (ref == LUA_NOREF) return true;
+  lua_checkstack(L, 3);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  push_thread(L, co);
+  return lua_pcall(L, 1, 0, 0) == 0;
+}
+
 static int drive(Scheduler* S, lua_State* L, lua_State* co, int nargs, int anchor) {
   if (!S->current) sched_new_slice(S);  // resumed by the loop or from outside any thread
   for (;;) {
+    if ((S->save_hook_ref != LUA_NOREF || S->restore_hook_ref != LUA_NOREF) &&
+        !call_context_hook(S, L, co, lua_status(co) == LUA_OK)) {
+      lua_pop(co, nargs);
+      return -1;
+    }
     lua_State* prev = S->current;
     S->current = co;
     int nres = 0;
@@ -425,6 +442,8 @@ static int resume_common(lua_State* L, Scheduler* S, lua_State* co, int first_ar
     if (handle_error(S, L, co)) return 0;
     return lua_error(L);
   }
+  // Control is back in the caller: a sock thread gets its context back.
+  if (S->current == L && !call_context_hook(S, L, L, false)) return lua_error(L);
   return lua_gettop(L) - top;
 }
 
@@ -614,6 +633,22 @@ static int l_backend(lua_State* L) {
     return 2;
   }
   return 1;
+}
+
+// sock._set_context_hooks(save | nil, restore | nil): nil for luapower's
+// default no-op, which then costs nothing.
+static int l_set_context_hooks(lua_State* L) {
+  Scheduler* S = sched_of(L);
+  int* refs[2] = {&S->save_hook_ref, &S->restore_hook_ref};
+  for (int i = 0; i < 2; i++) {
+    luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
+    *refs[i] = LUA_NOREF;
+    if (!lua_isnoneornil(L, i + 1)) {
+      lua_pushvalue(L, i + 1);
+      *refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+  }
+  return 0;
 }
 
 // sock.onerror(handler | nil): handler(err, thread) is called for a thread's
@@ -844,6 +879,7 @@ void sched_open(lua_State* L) {
   static const luaL_Reg functions[] = {
       {"newthread", l_newthread},   {"resume", l_resume},   {"suspend", l_suspend},
       {"transfer", l_transfer},     {"currentthread", l_currentthread},
+      {"_set_context_hooks", l_set_context_hooks},
       {"poll", l_poll},             {"start", l_start},     {"stop", l_stop},
       {"clock", l_clock},           {"epoll_fd", l_epoll_fd}, {"backend", l_backend},
       {"onerror", l_onerror},       {"sleep_job", l_sleep_job}, {"sleep", l_sleep},

@@ -49,6 +49,10 @@ struct Scheduler {
   int nested_ref = LUA_NOREF;    // weak {coroutine = true}: cowrap/pcall coroutines that may do I/O
   int hooks_ref = LUA_NOREF;     // weak {thread = function}: sock.onthreadfinish
   int error_handler_ref = LUA_NOREF;
+  // sock.save_thread_context / restore_thread_context when set to something
+  // other than the default no-op (luapower's hooks; see sock.lua).
+  int save_hook_ref = LUA_NOREF;
+  int restore_hook_ref = LUA_NOREF;
   // Where buffered reads receive before appending (made on first use; per
   // state, since thread_local storage in a dlopen'ed module breaks
   // LeakSanitizer under LuaJIT).
