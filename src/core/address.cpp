@@ -1,5 +1,7 @@
 #include "sock/address.hpp"
 
+#include "portable.hpp"
+
 #include "sock/error.hpp"
 
 #include <arpa/inet.h>
@@ -211,6 +213,7 @@ int sockaddr_from_unix_path(std::string_view path, SockAddr& out) {
     return 0;
   }
   if (path[0] == '\0' || path[0] == '@') {
+    if (!has_abstract_unix_names) return EAFNOSUPPORT;  // Linux only
     std::string_view name = path.substr(1);
     if (name.size() + 1 > kSunPathSize) return ENAMETOOLONG;
     un->sun_path[0] = '\0';  // abstract names may contain any bytes

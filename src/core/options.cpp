@@ -92,6 +92,24 @@ constexpr OptionInfo kOptions[] = {
 #endif
     {"tcp_notsent_lowat", IPPROTO_TCP, TCP_NOTSENT_LOWAT, K::Int, R, W},
     {"tcp_thin_linear_timeouts", IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, K::Bool, R, W},
+#else  // the BSDs and macOS: the keep-alive trio, under macOS's own name for the first
+#if defined(TCP_KEEPIDLE)
+    {"tcp_keepidle", IPPROTO_TCP, TCP_KEEPIDLE, K::Int, R, W},  // seconds
+#elif defined(TCP_KEEPALIVE)
+    {"tcp_keepidle", IPPROTO_TCP, TCP_KEEPALIVE, K::Int, R, W},  // seconds (macOS)
+#endif
+#ifdef TCP_KEEPINTVL
+    {"tcp_keepintvl", IPPROTO_TCP, TCP_KEEPINTVL, K::Int, R, W},  // seconds
+#endif
+#ifdef TCP_KEEPCNT
+    {"tcp_keepcnt", IPPROTO_TCP, TCP_KEEPCNT, K::Int, R, W},
+#endif
+#ifdef TCP_FASTOPEN
+    {"tcp_fastopen", IPPROTO_TCP, TCP_FASTOPEN, K::Int, R, W},
+#endif
+#ifdef TCP_NOTSENT_LOWAT
+    {"tcp_notsent_lowat", IPPROTO_TCP, TCP_NOTSENT_LOWAT, K::Int, R, W},
+#endif
 #endif  // __linux__
 
     // ---- IPPROTO_IP ----
