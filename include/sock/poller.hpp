@@ -76,7 +76,7 @@ class Poller {
 
   // Counters for tests and benchmarks: what the backend asked of the kernel.
   struct Stats {
-    uint64_t enters = 0;           // syscalls into the poller (epoll_wait, io_uring_enter)
+    uint64_t enters = 0;           // syscalls into the poller (epoll_wait, io_uring_enter, kevent)
     uint64_t requests = 0;         // completion backends: requests queued
     uint64_t multishot_arms = 0;   // multishot accepts armed
     uint64_t multishot_served = 0; // accepts served from a multishot's queue
@@ -94,8 +94,9 @@ class Poller {
 // run on this machine.
 std::unique_ptr<Poller> make_epoll_poller(int* err);
 std::unique_ptr<Poller> make_uring_poller(int* err);
+std::unique_ptr<Poller> make_kqueue_poller(int* err);
 
-// The backend named `name` ("epoll", "io_uring"), or the default for this
+// The backend named `name` ("epoll", "io_uring", "kqueue"), or the default for this
 // platform when name is null or empty. Falls back to the default when the one
 // asked for cannot be set up, and then says why in *fallback_reason.
 std::unique_ptr<Poller> make_poller(const char* name, const char** fallback_reason);

@@ -14,6 +14,47 @@ std::unique_ptr<Poller> make_uring_poller(int* err) {
 }
 #endif
 
+#ifndef SOCK_HAVE_KQUEUE
+std::unique_ptr<Poller> make_kqueue_poller(int* err) {
+  if (err) *err = ENOSYS;
+  return nullptr;
+}
+#endif
+
+#ifndef __linux__
+std::unique_ptr<Poller> make_epoll_poller(int* err) {
+  if (err) *err = ENOSYS;
+  return nullptr;
+}
+#endif
+
+// The platform's own backend: kqueue where the kernel has it, else epoll.
+static std::unique_ptr<Poller> make_default_poller() {
+#if defined(SOCK_HAVE_KQUEUE) && (defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
+                                  defined(__NetBSD__) || defined(__DragonFly__))
+  return make_kqueue_poller(nullptr);
+#else
+  return make_epoll_poller(nullptr);
+#endif
+}
+
+static const char* kqueue_failure(int err) {
+#ifndef SOCK_HAVE_KQUEUE
+  (void)err;
+  return "kqueue support not built in (SOCK_KQUEUE, or SOCK_LIBKQUEUE_DIR on Linux)";
+#else
+  switch (err) {
+    case EMFILE:
+    case ENFILE:
+      return "kqueue unavailable: too many open files (EMFILE/ENFILE)";
+    case ENOMEM:
+      return "kqueue unavailable: out of memory (ENOMEM)";
+    default:
+      return "kqueue unavailable: kqueue() failed";
+  }
+#endif
+}
+
 // Why io_uring could not be used, for sock.backend()'s second result. The
 // text must say which knob to turn, since the fallback is otherwise silent.
 static const char* uring_failure(int err) {
@@ -46,7 +87,12 @@ std::unique_ptr<Poller> make_poller(const char* name, const char** fallback_reas
     if (auto p = make_uring_poller(&err)) return p;
     if (fallback_reason) *fallback_reason = uring_failure(err);
   }
-  return make_epoll_poller(nullptr);
+  if (name && !std::strcmp(name, "kqueue")) {
+    int err = 0;
+    if (auto p = make_kqueue_poller(&err)) return p;
+    if (fallback_reason) *fallback_reason = kqueue_failure(err);
+  }
+  return make_default_poller();
 }
 
 }  // namespace sock
