@@ -1,12 +1,16 @@
-// The loop and the epoll backend, driven from C++ with plain callbacks.
+// The loop and its readiness backends (epoll, and kqueue when it is built),
+// driven from C++ with plain callbacks.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <vector>
 
 #include "sock/clock.hpp"
 #include "sock/error.hpp"
@@ -30,10 +34,29 @@ struct Pair {
 int completions = 0;
 void count_completion(Operation*) { completions++; }
 
+using MakePoller = std::unique_ptr<Poller> (*)(int*);
+
 }  // namespace
 
-TEST_CASE("a recv that would block completes when data arrives", "[loop][epoll]") {
-  Loop loop(make_epoll_poller(nullptr));
+// A test of the loop over a readiness backend, whichever it is: it runs on
+// epoll (tag [epoll], the plain name) and, when the kqueue backend is built,
+// on kqueue too (tag [kqueue], the name prefixed "kqueue: "). The body gets
+// `make_poller`, the backend's factory.
+#ifdef SOCK_HAVE_KQUEUE
+#define KQUEUE_TEST_CASE_(name, tags, fn) \
+  TEST_CASE("kqueue: " name, tags "[kqueue]") { fn(make_kqueue_poller); }
+#else
+#define KQUEUE_TEST_CASE_(name, tags, fn)
+#endif
+#define BACKEND_TEST_CASE_(name, tags, fn)                       \
+  static void fn(MakePoller make_poller);                        \
+  TEST_CASE(name, tags "[epoll]") { fn(make_epoll_poller); }     \
+  KQUEUE_TEST_CASE_(name, tags, fn)                              \
+  static void fn(MakePoller make_poller)
+#define BACKEND_TEST_CASE(name, tags) BACKEND_TEST_CASE_(name, tags, INTERNAL_CATCH_UNIQUE_NAME(backend_test_))
+
+BACKEND_TEST_CASE("a recv that would block completes when data arrives", "[loop]") {
+  Loop loop(make_poller(nullptr));
   Pair pair;
   char buf[16];
   Operation op;
@@ -54,8 +77,8 @@ TEST_CASE("a recv that would block completes when data arrives", "[loop][epoll]"
   REQUIRE(pair.a.io.reader == nullptr);
 }
 
-TEST_CASE("a deadline cancels the op with ETIMEDOUT", "[loop][timer][epoll]") {
-  Loop loop(make_epoll_poller(nullptr));
+BACKEND_TEST_CASE("a deadline cancels the op with ETIMEDOUT", "[loop][timer]") {
+  Loop loop(make_poller(nullptr));
   Pair pair;
   char buf[4];
   Operation op;
@@ -74,8 +97,8 @@ TEST_CASE("a deadline cancels the op with ETIMEDOUT", "[loop][timer][epoll]") {
   REQUIRE(std::string(error_name(ETIMEDOUT)) == "timeout");
 }
 
-TEST_CASE("a deadline in the past refuses to wait", "[loop][timer][epoll]") {
-  Loop loop(make_epoll_poller(nullptr));
+BACKEND_TEST_CASE("a deadline in the past refuses to wait", "[loop][timer]") {
+  Loop loop(make_poller(nullptr));
   Pair pair;
   char buf[4];
   Operation op;
@@ -87,8 +110,8 @@ TEST_CASE("a deadline in the past refuses to wait", "[loop][timer][epoll]") {
   REQUIRE(pair.a.io.reader == nullptr);
 }
 
-TEST_CASE("a second reader on the same fd is refused as busy", "[loop][epoll]") {
-  Loop loop(make_epoll_poller(nullptr));
+BACKEND_TEST_CASE("a second reader on the same fd is refused as busy", "[loop]") {
+  Loop loop(make_poller(nullptr));
   Pair pair;
   char buf[4];
   Operation first, second;
@@ -108,8 +131,8 @@ TEST_CASE("a second reader on the same fd is refused as busy", "[loop][epoll]") 
   REQUIRE(std::string(error_name(ERR_CLOSED)) == "closed");
 }
 
-TEST_CASE("send_all moves a payload larger than the socket buffer", "[loop][epoll]") {
-  Loop loop(make_epoll_poller(nullptr));
+BACKEND_TEST_CASE("send_all moves a payload larger than the socket buffer", "[loop]") {
+  Loop loop(make_poller(nullptr));
   Pair pair;
   std::string payload(4 << 20, 'x');
   for (size_t i = 0; i < payload.size(); i++) payload[i] = (char)(i * 31);
@@ -154,8 +177,8 @@ TEST_CASE("recv_all stops at end of stream with what it got", "[loop]") {
   REQUIRE(op.done == 3);
 }
 
-TEST_CASE("timers fire in order and may be removed", "[loop][timer][epoll]") {
-  Loop loop(make_epoll_poller(nullptr));
+BACKEND_TEST_CASE("timers fire in order and may be removed", "[loop][timer]") {
+  Loop loop(make_poller(nullptr));
   static std::vector<int> fired;
   fired.clear();
   Timer a, b, c;
@@ -172,8 +195,8 @@ TEST_CASE("timers fire in order and may be removed", "[loop][timer][epoll]") {
   REQUIRE(fired == std::vector<int>{1, 3});
 }
 
-TEST_CASE("connect to a closed port completes with ECONNREFUSED through the poller", "[loop][epoll]") {
-  Loop loop(make_epoll_poller(nullptr));
+BACKEND_TEST_CASE("connect to a closed port completes with ECONNREFUSED through the poller", "[loop]") {
+  Loop loop(make_poller(nullptr));
   // Find a free port, then close it so nothing listens there.
   Socket probe;
   REQUIRE(probe.open(AF_INET, SOCK_STREAM, 0) == 0);
@@ -200,4 +223,63 @@ TEST_CASE("connect to a closed port completes with ECONNREFUSED through the poll
   }
   REQUIRE(rc == -ECONNREFUSED);
   REQUIRE(std::string(error_message(ECONNREFUSED)) == "connection_refused");
+}
+
+namespace {
+
+// A connected TCP pair over loopback, both ends non-blocking.
+struct TcpPair {
+  int client = -1, server = -1;
+  TcpPair() {
+    int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(l >= 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sin;
+    REQUIRE(::bind(l, (sockaddr*)&sin, len) == 0);
+    REQUIRE(::listen(l, 1) == 0);
+    REQUIRE(::getsockname(l, (sockaddr*)&sin, &len) == 0);
+    client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(client >= 0);
+    REQUIRE(::connect(client, (sockaddr*)&sin, len) == 0);
+    server = ::accept(l, nullptr, nullptr);
+    REQUIRE(server >= 0);
+    ::close(l);
+    for (int fd : {client, server}) REQUIRE(::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK) == 0);
+  }
+  ~TcpPair() {
+    if (client >= 0) ::close(client);
+    if (server >= 0) ::close(server);
+  }
+};
+
+}  // namespace
+
+BACKEND_TEST_CASE("a reset wakes a waiting recv with ECONNRESET, a close with the end of the stream", "[loop]") {
+  Loop loop(make_poller(nullptr));
+  for (bool reset : {true, false}) {
+    TcpPair pair;
+    IoHandle h;
+    h.fd = pair.client;
+    char buf[8];
+    Operation op;
+    op.prepare(OpKind::recv, &h, buf, sizeof buf);
+    op.on_complete = count_completion;
+    completions = 0;
+    REQUIRE_FALSE(Loop::try_now(op));
+    REQUIRE(loop.start(op, monotonic_now() + 5) == 0);
+    REQUIRE(loop.run_once(0) == 0);  // registered, nothing yet
+    if (reset) {
+      linger lg{1, 0};  // close sends a RST
+      REQUIRE(::setsockopt(pair.server, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
+    }
+    ::close(pair.server);
+    pair.server = -1;
+    double start = monotonic_now();
+    while (completions == 0 && monotonic_now() - start < 5) REQUIRE(loop.run_once(5) >= 0);
+    REQUIRE(completions == 1);
+    CHECK(op.result == (reset ? -ECONNRESET : 0));
+    loop.close_handle(h);
+  }
 }
