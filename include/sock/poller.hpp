@@ -72,6 +72,7 @@ class Poller {
   // kernel objects (the epoll instance, the ring and its memory) are shared
   // with the parent, which still uses them. Let go of them without touching
   // them (no cancel, no submit, no epoll_ctl); the poller is destroyed next.
+  // (A kqueue is not inherited at all: its fd number may be another file's.)
   virtual void abandon() = 0;
 
   // Counters for tests and benchmarks: what the backend asked of the kernel.
