@@ -15,6 +15,7 @@
 // (or queued for), as with epoll.
 #include <sys/types.h>
 #include <sys/event.h>
+#include <sys/ioctl.h>
 #include <sys/time.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -181,17 +182,21 @@ class KqueuePoller final : public Poller {
   // syscall because a filter may have read it from the socket already:
   // libkqueue does, with getsockopt(SO_ERROR), which clears it; a kernel
   // kqueue leaves it there, and the syscall's errno is the same one.
-  // readable/writable only wait: the caller's own syscall that follows
-  // finds the outcome (and data queued before the error comes first).
+  // A readable wait gets it only when no data is queued before it (the
+  // caller's own recv() takes that data first); a writable wait gets it.
   void serve(Operation& op, int& err) {
     bool done = perform(op);
-    if (err && op.kind != OpKind::readable && op.kind != OpKind::writable &&
-        (!done || op.result <= 0 || op.eof)) {
+    if (err && (!done || op.result <= 0 || op.eof) && !(op.kind == OpKind::readable && data_queued(op.handle->fd))) {
       op.result = -err;
       err = 0;
       done = true;
     }
     if (done) loop->complete(op);
+  }
+
+  static bool data_queued(int fd) {
+    int n = 0;
+    return ::ioctl(fd, FIONREAD, &n) == 0 && n > 0;
   }
 
 #ifdef LIBKQUEUE

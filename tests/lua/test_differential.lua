@@ -222,12 +222,12 @@ local ERR = {eof = 'eof', reset = 'connection_reset', timeout = 'timeout', too_l
 -- clean end of stream. libkqueue's EVFILT_READ and EVFILT_WRITE read the
 -- socket's error with getsockopt(SO_ERROR) when epoll reports EPOLLERR (its
 -- src/linux/read.c and write.c), and that clears the error in the socket.
--- sock gives the error in the event to a recv, recvn or recvall waiting for
--- it then; but when none is waiting (the reset came while the bytes before
--- it were still being read, or between two calls), or a buffered read is
--- (read, readn, readline, readuntil wait for readability, then call recv()
--- themselves), recv() later finds only the end of the stream. A kernel
--- kqueue reads the error without clearing it, as epoll does.
+-- sock gives the error in the event to the call waiting then, unless bytes
+-- sent before the reset are still queued; but when no call waits (the reset
+-- came between two calls), or bytes come first (a buffered read takes them
+-- with its own recv() after the wait), the error is gone, and recv() later
+-- finds only the end of the stream. A kernel kqueue reads the error without
+-- clearing it, as epoll does.
 local RESET_MAY_READ_AS_EOF = T.libkqueue
 local resets_read_as_eof = 0
 

@@ -1,7 +1,8 @@
 -- Faults: what the peer, the kernel and the process's limits can do to a
 -- connection, and what the library guarantees then.
 --  - the peer resetting mid-transfer: the blocked sender and the blocked
---    receiver get 'connection_reset' or 'broken_pipe' (with the count sent);
+--    receiver (recv, recvn, readline) get 'connection_reset' or 'broken_pipe'
+--    (with the count sent);
 --  - half-close: after shutdown('w') the peer reads to the end and can still
 --    answer in full; writing on the shut side is 'broken_pipe';
 --  - EINTR: the process stopped and continued (SIGSTOP/SIGCONT make a
@@ -67,6 +68,23 @@ T.test('the peer resets mid-transfer: a blocked recv and recvn get connection_re
 	T.eq(r[1], nil)
 	T.eq(r[2], 'connection_reset')
 	T.eq(r[3], 7)
+	s:close()
+end)
+
+T.test('the peer resets: a blocked readline gets connection_reset', function()
+	local c, s = T.tcp_pair()
+	local r
+	local l = latch(1)
+	sock.thread(function()
+		r = {s:readline(T.deadline())}
+		l.done()
+	end)
+	T.eq(r, nil, 'readline should be waiting')
+	assert(c:setopt('linger', 0))  -- close sends a RST
+	c:close()
+	assert(l.wait(), 'readline was not woken by the reset')
+	T.eq(r[1], nil)
+	T.eq(r[2], 'connection_reset')
 	s:close()
 end)
 
