@@ -182,16 +182,42 @@ class KqueuePoller final : public Poller {
   // syscall because a filter may have read it from the socket already:
   // libkqueue does, with getsockopt(SO_ERROR), which clears it; a kernel
   // kqueue leaves it there, and the syscall's errno is the same one.
-  // A readable wait gets it only when no data is queued before it (the
-  // caller's own recv() takes that data first); a writable wait gets it.
   void serve(Operation& op, int& err) {
     bool done = perform(op);
-    if (err && (!done || op.result <= 0 || op.eof) && !(op.kind == OpKind::readable && data_queued(op.handle->fd))) {
+    if (err && hides_error(op, done)) {
       op.result = -err;
       err = 0;
       done = true;
     }
     if (done) loop->complete(op);
+  }
+
+  // Whether the op's own outcome is not the whole story when the socket has
+  // an error: it would wait, or it saw "connected", the end of the stream
+  // or a failure that the error explains. Data received or sent comes
+  // first, and a readable wait with data queued leaves the data to the
+  // call that follows it.
+  static bool hides_error(const Operation& op, bool done) {
+    switch (op.kind) {
+      case OpKind::recv:
+      case OpKind::recv_all:
+      case OpKind::recvfrom:
+        return !done || op.result <= 0 || op.eof;
+      case OpKind::connect:
+        return !done || op.result == 0;
+      case OpKind::accept:
+      case OpKind::send:
+      case OpKind::send_all:
+      case OpKind::sendto:
+      case OpKind::send_file:
+        return !done || op.result < 0;
+      case OpKind::readable:
+        return !data_queued(op.handle->fd);
+      case OpKind::writable:
+        return true;
+      default:  // a wakeup's fd is no socket
+        return false;
+    }
   }
 
   static bool data_queued(int fd) {

@@ -261,7 +261,10 @@ T.test('save_thread_context/restore_thread_context keep a per-thread context acr
 				sock.sleep(0.001)
 				yield(cx)
 			end)
-			results[#results + 1] = name .. '.cowrap=' .. tostring(w())
+			-- (w() waits: the other request may append meanwhile, so the
+			-- index is taken after it returns, not before)
+			local got = tostring(w())
+			results[#results + 1] = name .. '.cowrap=' .. got
 			latch.done()
 		end
 		sock.thread(request, 'A', 0.003)
