@@ -25,6 +25,13 @@ using socket_t = int;
 constexpr socket_t invalid_socket = -1;
 #endif
 
+// Abstract unix socket names ("\0name", written '@name') are Linux's own.
+#if defined(__linux__)
+constexpr bool has_abstract_unix_names = true;
+#else
+constexpr bool has_abstract_unix_names = false;
+#endif
+
 // Per-operation memory a backend of this platform needs while the op is in
 // flight and must not allocate (IOCP: the OVERLAPPED). Nothing on POSIX, where
 // io_uring's per-op memory comes from its pool (Operation::backend_data).

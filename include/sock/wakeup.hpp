@@ -2,7 +2,7 @@
 // it through an OpKind::wakeup op on `io`, which completes once the wake-up
 // was signalled and leaves it reset. Signals coalesce: several before the op
 // completes wake it once. (POSIX: an eventfd on Linux, a non-blocking pipe
-// elsewhere; see wakeup_posix.cpp.)
+// elsewhere; see src/core/unix/wakeup.cpp.)
 #pragma once
 
 #include "sock/operation.hpp"

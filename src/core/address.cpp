@@ -1,8 +1,7 @@
 #include "sock/address.hpp"
 
-#include "portable.hpp"
-
 #include "sock/error.hpp"
+#include "sock/platform.hpp"
 
 #include <arpa/inet.h>
 #include <net/if.h>

@@ -659,31 +659,23 @@ class UringPoller final : public Poller {
         }
         op.result = res < 0 ? res : (long)op.done;
         break;
-      case OpKind::connect:
-        if (op.addr) {  // the kernel's own connect: its result is the outcome
-          again = retry;
-          op.result = res;
-        } else if (res >= 0) {
-          // The fd may be closed already (the cancel lost the race): then
-          // there is no outcome to read, and the op ends as withdrawn.
-          if (h.fd < 0)
-            op.result = -ECANCELED;
-          else
-            again = !perform(op);
-        } else {
-          again = retry;
-          op.result = res;
-        }
-        break;
       case OpKind::readable:
       case OpKind::writable:
         again = retry;
         op.result = res < 0 ? res : 0;
         break;
+      case OpKind::connect:
+        if (op.addr) {  // the kernel's own connect: its result is the outcome
+          again = retry;
+          op.result = res;
+          break;
+        }
+        [[fallthrough]];  // a connect() in progress: its outcome is read once writable
       case OpKind::send_file:
       case OpKind::wakeup:
-        // Ready: the step itself is a plain non-blocking call, made here
-        // (the fd may be closed already if a cancel lost the race).
+        // Ready: the op's own non-blocking call is made here. The fd may be
+        // closed already (the cancel lost the race): then there is nothing
+        // to do, and the op ends as withdrawn.
         if (res >= 0) {
           if (h.fd < 0)
             op.result = -ECANCELED;

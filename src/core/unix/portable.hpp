@@ -18,13 +18,6 @@ constexpr bool portable_paths = false;
 constexpr bool portable_paths = true;
 #endif
 
-// Abstract unix socket names ("\0name", written '@name') are Linux's own.
-#if defined(__linux__)
-constexpr bool has_abstract_unix_names = true;
-#else
-constexpr bool has_abstract_unix_names = false;
-#endif
-
 // Flags every send/sendto/sendmsg adds so that a peer gone away gives EPIPE
 // instead of a SIGPIPE that would kill the host. macOS has no MSG_NOSIGNAL:
 // there the socket carries SO_NOSIGPIPE from its creation (set_nosigpipe).
