@@ -121,12 +121,13 @@ sock._fast_method(send, c_send)
 
 -- tcp:recvn(buf, len, [expires]) -> buf, len | nil, err, read_len
 local c_recvn = methods._recvn
-function methods.recvn(self, buf, len, expires)
-	if not is_foreign(self, 'recvn', 'recv') then
-		local n, err, got = c_recvn(self, buf, len, expires)  -- (it checks self)
-		if not n then return nil, err, got end
-		return buf, n
-	end
+local function socket_recvn(self, buf, len, expires)  -- what sockets get
+	local n, err, got = c_recvn(self, buf, len, expires)  -- (it checks self)
+	if not n then return nil, err, got end
+	return buf, n
+end
+local function recvn(self, buf, len, expires)
+	if not is_foreign(self, 'recvn', 'recv') then return socket_recvn(self, buf, len, expires) end
 	local got = 0
 	while got < len do
 		local n, err = self:recv(advance('recvn', buf, got), len - got, expires)
@@ -136,6 +137,8 @@ function methods.recvn(self, buf, len, expires)
 	end
 	return buf, len
 end
+methods.recvn = recvn
+sock._fast_method(recvn, socket_recvn)
 
 -- tcp:recvall([expires]) -> buf, len | nil, err, buf, len
 function methods.recvall(self, expires)

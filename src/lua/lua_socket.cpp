@@ -951,18 +951,23 @@ static int l_recvnext(lua_State* L) {
 // from its class (upvalue 1), looked up each time, so that a method added to
 // the class reaches every socket; an accepted socket's address fields are
 // stored in the object on first access.
+// The twins of methods written in Lua for any object with the class's
+// methods (the class's send works for sock_libtls's sockets too): what a sock
+// socket gets instead, a C function or a Lua function that skips the checks
+// (sock._fast_method). l_index's upvalues 2 and 3 are the first Lua method and
+// its twin, 4 and 5 the second, ...; found by identity, a compare each.
+constexpr int kTwinSlots = 2;
+
 static int l_index(lua_State* L) {
   lua_pushvalue(L, 2);
   lua_rawget(L, lua_upvalueindex(1));
-  if (lua_type(L, -1) == LUA_TFUNCTION) {
-    // A method written in Lua for any object with the class's methods (the
-    // class's send works for sock_libtls's sockets too) may have a C twin for
-    // sockets themselves: hand out that one (sock._fast_method).
-    if (!lua_iscfunction(L, -1)) {
-      lua_pushvalue(L, -1);
-      lua_rawget(L, lua_upvalueindex(2));
-      if (!lua_isnil(L, -1)) return 1;
-      lua_pop(L, 1);
+  if (lua_tocfunction(L, -1)) return 1;  // most methods: one check
+  if (lua_isfunction(L, -1)) {
+    for (int i = 0; i < kTwinSlots; i++) {
+      if (lua_rawequal(L, -1, lua_upvalueindex(2 + 2 * i))) {
+        lua_pushvalue(L, lua_upvalueindex(3 + 2 * i));
+        return 1;
+      }
     }
     return 1;
   }
@@ -975,13 +980,27 @@ static int l_index(lua_State* L) {
   return 1;
 }
 
-// sock._fast_method(lua_method, c_function): a socket whose class method is
-// lua_method gets c_function instead (see l_index).
+static const char* object_meta_key(int socktype);
+
+// sock._fast_method(lua_method, twin): a socket whose class method is
+// lua_method gets twin instead (see l_index). Sets the pair in every class's
+// __index.
 static int l_fast_method(lua_State* L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  lua_settop(L, 2);
-  lua_rawset(L, lua_upvalueindex(1));
+  int slot = (int)lua_tointeger(L, lua_upvalueindex(1));
+  if (slot >= kTwinSlots) return luaL_error(L, "sock._fast_method: no room for another twin");
+  lua_pushinteger(L, slot + 1);
+  lua_replace(L, lua_upvalueindex(1));
+  for (int socktype : {SOCK_STREAM, SOCK_DGRAM, SOCK_RAW}) {
+    luaL_getmetatable(L, object_meta_key(socktype));
+    lua_getfield(L, -1, "__index");
+    lua_pushvalue(L, 1);
+    lua_setupvalue(L, -2, 2 + 2 * slot);
+    lua_pushvalue(L, 2);
+    lua_setupvalue(L, -2, 3 + 2 * slot);
+    lua_pop(L, 2);
+  }
   return 0;
 }
 
@@ -1026,10 +1045,7 @@ void sock_lua_open_socket(lua_State* L, int sched_idx) {
   // class's objects.
   static const char* const class_names[] = {"tcp_class", "udp_class", "raw_class"};
   static const int class_types[] = {SOCK_STREAM, SOCK_DGRAM, SOCK_RAW};
-  // The C twins of Lua methods: {Lua method = C function}.
-  lua_newtable(L);
-  int twins = lua_gettop(L);
-  lua_pushvalue(L, twins);
+  lua_pushinteger(L, 0);  // twin slots used
   lua_pushcclosure(L, l_fast_method, 1);
   lua_setfield(L, module, "_fast_method");
   int classes = lua_gettop(L) + 1;
@@ -1041,8 +1057,8 @@ void sock_lua_open_socket(lua_State* L, int sched_idx) {
     lua_setfield(L, module, class_names[i]);
     luaL_newmetatable(L, object_meta_key(class_types[i]));
     lua_pushvalue(L, -2);
-    lua_pushvalue(L, twins);
-    lua_pushcclosure(L, l_index, 2);
+    for (int slot = 0; slot < 2 * kTwinSlots; slot++) lua_pushnil(L);  // (sock._fast_method fills them)
+    lua_pushcclosure(L, l_index, 1 + 2 * kTwinSlots);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, l_close_meta);
     lua_setfield(L, -2, "__close");
