@@ -962,14 +962,11 @@ static int l_index(lua_State* L) {
   lua_pushvalue(L, 2);
   lua_rawget(L, lua_upvalueindex(1));
   if (lua_tocfunction(L, -1)) return 1;  // most methods: one check
-  if (lua_isfunction(L, -1)) {
-    for (int i = 0; i < kTwinSlots; i++) {
-      if (lua_rawequal(L, -1, lua_upvalueindex(2 + 2 * i))) {
-        lua_pushvalue(L, lua_upvalueindex(3 + 2 * i));
-        return 1;
-      }
+  for (int i = 0; i < kTwinSlots; i++) {
+    if (lua_rawequal(L, -1, lua_upvalueindex(2 + 2 * i))) {
+      lua_pushvalue(L, lua_upvalueindex(3 + 2 * i));
+      return 1;
     }
-    return 1;
   }
   if (!lua_isnil(L, -1)) return 1;
   LuaSocket* ls = sock_lua_tosocket(L, 1);
