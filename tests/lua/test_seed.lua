@@ -62,8 +62,14 @@ T.plain('the documented program runs', function()
 	end)
 	sock.start()
 	assert(finished)
-	T.eq(table.concat(log, '; '),
-		'server got hello; client got hello; client saw close after 0; server drained 0; timer fired')
+	-- The server's drain and the client's 10 ms timer both follow the
+	-- client's close: which comes first depends on how fast the machine is
+	-- (under valgrind, a turn may take longer than the timer).
+	T.eq(table.concat(log, '; ', 1, 3), 'server got hello; client got hello; client saw close after 0')
+	local rest = {log[4], log[5]}
+	table.sort(rest)
+	T.eq(#log, 5)
+	T.eq(table.concat(rest, '; '), 'server drained 0; timer fired')
 end)
 
 T.done()
