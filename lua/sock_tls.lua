@@ -164,7 +164,10 @@ local function flush(self, s, expires)
 			self._flushing = false
 			return nil, err
 		end
-		if self._s ~= s then break end  -- closed meanwhile
+		if self._s ~= s then  -- closed meanwhile
+			self._flushing = false
+			return nil, 'closed'
+		end
 		out = s:take()
 	end
 	self._flushing = false
@@ -185,14 +188,14 @@ local function fill(self, s, expires)
 	return true
 end
 
--- Run one engine step until it is done, moving ciphertext as it asks.
--- Returns the step's count | false, 'eof' (close_notify came) | false,
--- 'eof_without_close_notify' | nil, err.
+-- Run one engine step (a session method's name) until it is done, moving
+-- ciphertext as it asks. Returns the step's count | false, 'eof'
+-- (close_notify came) | false, 'eof_without_close_notify' | nil, err.
 local function run(self, expires, op, a, b, c)
 	local s = self._s
 	if not s then return nil, 'closed' end
 	while true do
-		local status, x = op(s, a, b, c)
+		local status, x = s[op](s, a, b, c)
 		local ok, err = flush(self, s, expires)
 		if status == 'done' then
 			if not ok then return nil, err end
@@ -236,7 +239,7 @@ local function handshake(self, expires)
 		if self._handshaken then return true end
 	end
 	self._hs_waiters = {}
-	local r, err = run(self, expires, self._s.handshake)
+	local r, err = run(self, expires, 'handshake')
 	if r then
 		self._handshaken = true
 	elseif r == false then
@@ -258,7 +261,7 @@ function tls_class:recv(buf, len, expires)
 	local ok, err = handshake(self, expires)
 	if not ok then return nil, err end
 	if len == 0 then return 0 end
-	local n, rerr = run(self, expires, self._s.read, buf, len)
+	local n, rerr = run(self, expires, 'read', buf, len)
 	if n then return n end
 	if n == false then
 		if rerr == 'eof' then return 0 end
@@ -273,7 +276,7 @@ function tls_class:_send(buf, len, expires)
 	local ok, err = handshake(self, expires)
 	if not ok then return nil, err end
 	len = len or #buf
-	local n, serr = run(self, expires, self._s.write, buf, 0, min(len, WRITE_CHUNK))
+	local n, serr = run(self, expires, 'write', buf, 0, min(len, WRITE_CHUNK))
 	if n then return n end
 	return nil, serr == 'eof' and 'closed' or serr
 end
@@ -285,7 +288,7 @@ function tls_class:send(buf, len, expires)
 	len = len or #buf
 	local sent = 0
 	while sent < len do
-		local n, serr = run(self, expires, self._s.write, buf, sent, min(len - sent, WRITE_CHUNK))
+		local n, serr = run(self, expires, 'write', buf, sent, min(len - sent, WRITE_CHUNK))
 		if not n then return nil, serr == 'eof' and 'closed' or serr, sent end
 		sent = sent + n
 	end
@@ -298,7 +301,7 @@ function tls_class:recvn(buf, len, expires)
 	if not ok then return nil, err, 0 end
 	local got = 0
 	while got < len do
-		local n, rerr = run(self, expires, self._s.read, buf, len - got, got)
+		local n, rerr = run(self, expires, 'read', buf, len - got, got)
 		if not n then return nil, n == false and 'eof' or rerr, got end
 		got = got + n
 	end
@@ -307,7 +310,14 @@ end
 
 -- Read ahead once: n | false, eof kind | nil, err.
 local function read_ahead(self, expires)
-	return run(self, expires, self._s.read_ahead)
+	return run(self, expires, 'read_ahead')
+end
+
+-- What is read ahead, all of it: the partial result at the end of the
+-- stream ('' when the connection was closed meanwhile).
+local function leftover(self, s)
+	if not s or self._s ~= s then return '' end
+	return s:consume(s:buffered())
 end
 
 -- conn:recvall([expires]) -> buf, len | nil, err, buf, len. A stream that
@@ -320,7 +330,7 @@ function tls_class:recvall(expires)
 	while true do
 		local n, rerr = read_ahead(self, expires)
 		if not n then
-			local data = s:consume(s:buffered())
+			local data = leftover(self, s)
 			if n == false and rerr == 'eof' then return sock._buffer_of(data), #data end
 			return nil, rerr, sock._buffer_of(data), #data
 		end
@@ -334,8 +344,10 @@ tls_class.recvall_read = methods.recvall_read  -- (works over self:recvall)
 local function check_open(self, expires)
 	local ok, err = handshake(self, expires)
 	if not ok then return nil, err end
+	if not self._s then return nil, 'closed' end
 	return self._s
 end
+
 
 -- conn:read([max], [expires]) -> s | nil, err
 function tls_class:read(max, expires)
@@ -355,7 +367,7 @@ function tls_class:readn(n, expires)
 	while s:buffered() < n do
 		local r, rerr = read_ahead(self, expires)
 		if not r then
-			if r == false then return nil, 'eof', s:consume(s:buffered()) end
+			if r == false then return nil, 'eof', leftover(self, s) end
 			return nil, rerr
 		end
 	end
@@ -374,7 +386,7 @@ function tls_class:readuntil(delim, max, expires)
 		if at or s:buffered() >= max + #delim then return nil, 'too_long' end
 		local r, rerr = read_ahead(self, expires)
 		if not r then
-			if r == false then return nil, 'eof', s:consume(s:buffered()) end
+			if r == false then return nil, 'eof', leftover(self, s) end
 			return nil, rerr
 		end
 	end

@@ -322,9 +322,12 @@ Result Session::result_of(int ret, size_t bytes) {
         return r;
       }
       r.status = Status::error;
+      bool verify_failed = ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED;
       r.message = take_openssl_error("TLS error");
+      // Why the certificate was refused (the verify result is kept from
+      // the handshake on, so it is added only to the error it explains).
       long verify = SSL_get_verify_result(ssl);
-      if (verify != X509_V_OK) r.message += std::string(": ") + X509_verify_cert_error_string(verify);
+      if (verify_failed && verify != X509_V_OK) r.message += std::string(": ") + X509_verify_cert_error_string(verify);
       return r;
     }
   }

@@ -301,6 +301,32 @@ T.test('an end without close_notify is told apart from a clean one', function()
 	l:close()
 end)
 
+T.test('two threads share one handshake; close wakes a waiting reader; I/O after close says closed', function()
+	local l, port = tls_listener()
+	local server = serve_one(l, function(c)
+		T.eq(c:readline(T.deadline()), 'from the writer')
+		return c:readline(T.deadline())  -- until the client closes
+	end)
+	local tcp = assert(sock.connect_tcp('127.0.0.1', port, {expires = T.deadline()}))
+	local c = assert(sock.tls_client(tcp, 'localhost', client_opt))
+	local reader = T.go(function() return c:readline(T.deadline()) end)  -- starts the handshake
+	local writer = T.go(function() return c:send('from the writer\n', nil, T.deadline()) end)  -- waits for it
+	assert(writer())
+	T.eq(c:version(), 'TLSv1.3')
+	c:close()
+	local line, err = reader()
+	T.eq(line, nil)
+	T.eq(err, 'closed')
+	T.eq(select(2, c:recv(sock.buffer(1), 1, T.deadline())), 'closed')
+	T.eq(select(2, c:readline(T.deadline())), 'closed')
+	T.eq(select(2, c:send('x', nil, T.deadline())), 'closed')
+	local _, rerr, partial, len = c:recvall(T.deadline())
+	T.eq(rerr, 'closed')
+	T.eq(len, 0)
+	server()
+	l:close()
+end)
+
 T.test("luapower's sock_libtls: client_stcp, server_stcp, config", function()
 	local tls = require'sock_libtls'
 	local ltcp, port = T.listener()
