@@ -348,6 +348,13 @@ local function check_open(self, expires)
 	return self._s
 end
 
+-- Read ahead once more: true | nil, 'eof', the rest read ahead | nil, err.
+local function read_more(self, s, expires)
+	local r, err = read_ahead(self, expires)
+	if r then return true end
+	if r == false then return nil, 'eof', leftover(self, s) end
+	return nil, err
+end
 
 -- conn:read([max], [expires]) -> s | nil, err
 function tls_class:read(max, expires)
@@ -365,11 +372,8 @@ function tls_class:readn(n, expires)
 	local s, err = check_open(self, expires)
 	if not s then return nil, err end
 	while s:buffered() < n do
-		local r, rerr = read_ahead(self, expires)
-		if not r then
-			if r == false then return nil, 'eof', leftover(self, s) end
-			return nil, rerr
-		end
+		local ok, rerr, partial = read_more(self, s, expires)
+		if not ok then return nil, rerr, partial end
 	end
 	return s:consume(n)
 end
@@ -384,11 +388,8 @@ function tls_class:readuntil(delim, max, expires)
 		local at = s:find(delim)
 		if at and at <= max then return s:consume(at, #delim) end
 		if at or s:buffered() >= max + #delim then return nil, 'too_long' end
-		local r, rerr = read_ahead(self, expires)
-		if not r then
-			if r == false then return nil, 'eof', leftover(self, s) end
-			return nil, rerr
-		end
+		local ok, rerr, partial = read_more(self, s, expires)
+		if not ok then return nil, rerr, partial end
 	end
 end
 

@@ -244,6 +244,51 @@ T.test('bad certificates are rejected with a clear message', function()
 	l:close()
 end)
 
+T.test('a slow peer: records arriving a few bytes at a time', function()
+	-- A relay that passes the server's ciphertext on to the client 7 bytes
+	-- at a time, so records and handshake messages arrive in pieces.
+	local l, port = tls_listener()
+	local server = serve_one(l, function(c)
+		assert(c:send('slow line one\nslow line two\n', nil, T.deadline()))
+		return c:readline(T.deadline())
+	end)
+	local relay, relay_port = T.listener()
+	local relaying = T.go(function()
+		local a = assert(relay:accept(T.deadline()))
+		local b = assert(sock.connect_tcp('127.0.0.1', port, {expires = T.deadline()}))
+		local up = T.go(function()  -- client -> server as it comes
+			local buf = sock.buffer(4096)
+			while true do
+				local n = a:recv(buf, 4096, T.deadline())
+				if not n or n == 0 then break end
+				if not b:send(buf, n, T.deadline()) then break end
+			end
+			b:shutdown('w')
+		end)
+		local buf = sock.buffer(7)
+		while true do  -- server -> client, slowly
+			local n = b:recv(buf, 7, T.deadline())
+			if not n or n == 0 then break end
+			if not a:send(buf, n, T.deadline()) then break end
+			sock.sleep(0.001)
+		end
+		a:shutdown('w')
+		up()
+		a:close()
+		b:close()
+	end)
+	local c = assert(sock.connect_tls('localhost', relay_port, client_opt, T.deadline()))
+	T.eq(c:readline(T.deadline()), 'slow line one')
+	T.eq(c:readline(T.deadline()), 'slow line two')
+	assert(c:send('done\n', nil, T.deadline()))
+	T.eq(server(), 'done')
+	T.eq(c:recv(sock.buffer(1), 1, T.deadline()), 0)  -- the server's close_notify
+	c:close()
+	relaying()
+	relay:close()
+	l:close()
+end)
+
 T.test('a handshake has a deadline: a peer that never answers gives timeout', function()
 	local l, port = T.listener()
 	local held
