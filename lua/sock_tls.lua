@@ -25,6 +25,7 @@ local OPTIONS = {
 	cert = 'string', cert_file = 'string', key = 'string', key_file = 'string',
 	alpn = 'table or string', min_version = 'string', max_version = 'string', protocols = 'string',
 	ciphers = 'string', ciphersuites = 'string', servername = 'string', tcp = 'table',
+	session_reuse = 'boolean',
 }
 
 local function argerror(n, fname, msg)
@@ -67,6 +68,7 @@ local function engine_options(opt, server, n, fname)
 	else
 		o.verify = opt.verify ~= false and not opt.insecure_noverifycert
 	end
+	o.session_reuse = opt.session_reuse ~= false
 	local alpn = opt.alpn
 	if type(alpn) == 'string' then  -- 'h2,http/1.1'
 		local list = {}
@@ -452,6 +454,9 @@ function tls_class:peer_certificate()
 end
 function tls_class:alpn()
 	return self._s and self._s:alpn()
+end
+function tls_class:session_reused()
+	return self._s and self._handshaken and self._s:session_reused() or false
 end
 function tls_class:version()
 	return self._s and self._handshaken and self._s:version() or nil

@@ -14,7 +14,9 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -42,6 +44,9 @@ struct ContextOptions {
   std::string min_version, max_version;  // "tls1", "tls1.1", "tls1.2", "tls1.3"
   std::string ciphers;        // TLS 1.2 and below (OpenSSL cipher list)
   std::string ciphersuites;   // TLS 1.3
+  // Clients: keep the last session per server name and offer it on the next
+  // connection to that name (a shorter handshake when the server agrees).
+  bool session_reuse = true;
 };
 
 // Shared configuration (an SSL_CTX): certificates, trust, protocols.
@@ -61,7 +66,12 @@ class Context {
   bool server_ = false;
   bool verify_ = true;
   std::vector<unsigned char> alpn_wire_;  // server: what it may choose from
+  // Client sessions to resume, by server name (SSL_SESSION*, one reference
+  // each); a context may serve connections on several threads.
+  std::mutex sessions_mutex_;
+  std::map<std::string, void*> sessions_;
   friend struct ContextAccess;
+  friend class Session;
 };
 
 struct PeerCertificate {
@@ -98,6 +108,7 @@ class Session {
   Result shutdown();
 
   bool handshake_done() const;
+  bool session_reused() const;  // the handshake resumed an earlier session
   PeerCertificate peer_certificate() const;
   std::string alpn() const;     // "" when none was negotiated
   std::string version() const;  // "TLSv1.3", ...
@@ -110,6 +121,8 @@ class Session {
   void* rbio_ = nullptr;  // BIO* the network's ciphertext goes into
   void* wbio_ = nullptr;  // BIO* the session's ciphertext comes out of
   bool eof_ = false;
+  std::string session_key_;  // clients: where the context keeps this server's session
+  friend struct ContextAccess;
 };
 
 }  // namespace tls

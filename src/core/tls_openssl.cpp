@@ -124,6 +124,22 @@ struct ContextAccess {
     *out = chosen;
     return SSL_TLSEXT_ERR_OK;
   }
+  // A client session the server lets us resume (TLS 1.3: it comes after the
+  // handshake, in a ticket): kept as the one to offer to this server next.
+  static int keep_session(SSL* ssl, SSL_SESSION* session) {
+    Session* s = static_cast<Session*>(SSL_get_app_data(ssl));
+    Context* c = static_cast<Context*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+    if (!s || !c || !SSL_SESSION_is_resumable(session)) return 0;
+    // A copy: the connection's own session is marked not resumable when
+    // the connection ends without close_notify (SSL_free removes it).
+    SSL_SESSION* copy = SSL_SESSION_dup(session);
+    if (!copy) return 0;
+    std::lock_guard<std::mutex> lock(c->sessions_mutex_);
+    void*& slot = c->sessions_[s->session_key_];
+    SSL_SESSION_free(static_cast<SSL_SESSION*>(slot));
+    slot = copy;
+    return 0;  // (the connection keeps its reference)
+  }
   static std::shared_ptr<Context> create(const ContextOptions& o, std::string* error);
 };
 
@@ -190,6 +206,12 @@ std::shared_ptr<Context> ContextAccess::create(const ContextOptions& o, std::str
     SSL_CTX_set_verify(ctx, o.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
   }
 
+  if (!o.server && o.session_reuse) {
+    SSL_CTX_set_app_data(ctx, c.get());
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, keep_session);
+  }
+
   if (!o.alpn.empty()) {
     if (!alpn_wire(o.alpn, &c->alpn_wire_)) return (*error = "alpn: names must be 1 to 255 bytes", nullptr);
     if (o.server) {
@@ -205,7 +227,10 @@ std::shared_ptr<Context> Context::create(const ContextOptions& options, std::str
   return ContextAccess::create(options, error);
 }
 
-Context::~Context() { SSL_CTX_free(static_cast<SSL_CTX*>(ctx_)); }
+Context::~Context() {
+  for (auto& kv : sessions_) SSL_SESSION_free(static_cast<SSL_SESSION*>(kv.second));
+  SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
+}
 
 // --- Session -----------------------------------------------------------------
 
@@ -241,6 +266,14 @@ std::unique_ptr<Session> Session::create(std::shared_ptr<Context> context, const
     SSL_set_accept_state(ssl);
   } else {
     SSL_set_connect_state(ssl);
+    SSL_set_app_data(ssl, s.get());
+    s->session_key_ = servername;
+    {
+      Context& c = *context;
+      std::lock_guard<std::mutex> lock(c.sessions_mutex_);
+      auto it = c.sessions_.find(servername);
+      if (it != c.sessions_.end()) SSL_set_session(ssl, static_cast<SSL_SESSION*>(it->second));  // (it takes a reference)
+    }
     if (!servername.empty()) {
       unsigned char addr[16];
       bool is_ip = inet_pton(AF_INET, servername.c_str(), addr) == 1 ||
@@ -360,6 +393,8 @@ Result Session::shutdown() {
   if (ret >= 0) return Result{};  // close_notify is queued (0: the peer's has not come; we do not wait)
   return result_of(ret, 0);
 }
+
+bool Session::session_reused() const { return SSL_session_reused(SSL_OF(this)) == 1; }
 
 bool Session::handshake_done() const { return SSL_is_init_finished(SSL_OF(this)) == 1; }
 

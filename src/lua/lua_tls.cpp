@@ -68,7 +68,9 @@ static int l_context(lua_State* L) {
   o.server = lua_toboolean(L, -1);
   lua_getfield(L, 1, "verify");
   o.verify = lua_toboolean(L, -1);
-  lua_pop(L, 2);
+  lua_getfield(L, 1, "session_reuse");
+  o.session_reuse = lua_toboolean(L, -1);
+  lua_pop(L, 3);
   o.ca_file = field_string(L, 1, "ca_file");
   o.ca_dir = field_string(L, 1, "ca_dir");
   o.ca_pem = field_string(L, 1, "ca");
@@ -290,6 +292,11 @@ static int l_handshake_done(lua_State* L) {
   return 1;
 }
 
+static int l_session_reused(lua_State* L) {
+  lua_pushboolean(L, check_session(L)->session->session_reused());
+  return 1;
+}
+
 // s:peer_certificate() -> {subject=, issuer=, names={...}, not_after=} | nil
 static int l_peer_certificate(lua_State* L) {
   sock::tls::PeerCertificate pc = check_session(L)->session->peer_certificate();
@@ -346,6 +353,7 @@ void sock_lua_open_tls(lua_State* L) {
       {"find", l_find},
       {"consume", l_consume},
       {"handshake_done", l_handshake_done},
+      {"session_reused", l_session_reused},
       {"peer_certificate", l_peer_certificate},
       {"alpn", l_alpn},
       {"version", l_version},

@@ -338,4 +338,37 @@ TEST_CASE("tls: version limits", "[tls]") {
   auto server2 = session(context(so));
   CHECK(handshake(*client2, *server2).status == Status::error);
 }
+TEST_CASE("tls: a client resumes its last session with a server", "[tls]") {
+  auto client_ctx = context(client_options());
+  auto server_ctx = context(server_options());
+  char buf[16];
+  for (int round = 0; round < 2; round++) {
+    auto client = session(client_ctx, "localhost");
+    auto server = session(server_ctx);
+    REQUIRE(handshake(*client, *server).status == Status::done);
+    CHECK(client->session_reused() == (round == 1));
+    // TLS 1.3 tickets come after the handshake: the client reads them.
+    REQUIRE(server->write("x", 1).status == Status::done);
+    pump(*server, *client);
+    REQUIRE(client->read(buf, sizeof buf).status == Status::done);
+    CHECK(client->peer_certificate().subject == "CN=localhost");
+  }
+  // Not offered to another name, nor kept when reuse is off.
+  auto other = session(client_ctx, "127.0.0.1");
+  auto server = session(server_ctx);
+  REQUIRE(handshake(*other, *server).status == Status::done);
+  CHECK_FALSE(other->session_reused());
+  ContextOptions off = client_options();
+  off.session_reuse = false;
+  auto off_ctx = context(off);
+  for (int round = 0; round < 2; round++) {
+    auto client = session(off_ctx, "localhost");
+    auto srv = session(server_ctx);
+    REQUIRE(handshake(*client, *srv).status == Status::done);
+    REQUIRE(srv->write("x", 1).status == Status::done);
+    pump(*srv, *client);
+    REQUIRE(client->read(buf, sizeof buf).status == Status::done);
+    CHECK_FALSE(client->session_reused());
+  }
+}
 #endif

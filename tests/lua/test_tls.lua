@@ -133,6 +133,23 @@ T.test('sock to sock: handshake, certificate, ALPN, version, data, clean close',
 	l:close()
 end)
 
+T.test('a client config resumes its last session with a server', function()
+	local l, port = tls_listener()
+	local config = sock.tls_config{ca_file = path('ca.pem')}
+	local fresh = {ca_file = path('ca.pem'), session_reuse = false}
+	for round = 1, 3 do
+		local opt = round == 3 and fresh or config
+		local server = serve_one(l, function(c) return c:send('hi\n', nil, T.deadline()) end)
+		local c = assert(sock.connect_tls('localhost', port, opt, T.deadline()))
+		T.eq(c:readline(T.deadline()), 'hi')  -- (TLS 1.3: the ticket comes after the handshake)
+		T.eq(c:session_reused(), round == 2, 'round ' .. round)
+		T.eq(c:peer_certificate().subject, 'CN=localhost')
+		assert(server())
+		c:close()
+	end
+	l:close()
+end)
+
 T.test('recv/recvn/readuntil/read share the read-ahead; nothing is lost', function()
 	local l, port = tls_listener()
 	local server = serve_one(l, function(c)
