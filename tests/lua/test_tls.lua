@@ -343,6 +343,23 @@ T.test('a peer that resets mid-handshake: connection_reset', function()
 	l:close()
 end)
 
+T.test('a peer that ends the stream mid-handshake: eof', function()
+	local l, port = T.listener()
+	local peer = T.go(function()
+		local s = assert(l:accept(T.deadline()))
+		assert(s:recv(sock.buffer(1), 1, T.deadline()))
+		assert(s:shutdown('w'))  -- FIN, then wait for the client to give up
+		local buf = sock.buffer(4096)
+		repeat local n = s:recv(buf, 4096, T.deadline()) until not n or n == 0
+		s:close()
+	end)
+	local c, err = sock.connect_tls('127.0.0.1', port, client_opt, T.deadline())
+	T.eq(c, nil)
+	T.eq(err, 'eof')
+	peer()
+	l:close()
+end)
+
 T.test('an end without close_notify is told apart from a clean one', function()
 	local l, port = tls_listener()
 	local server = serve_one(l, function(c)
