@@ -443,7 +443,8 @@ end
 -- Run a shell command in the background; its pid.
 local function spawn(cmd, name)
 	local pidfile = path(name .. '.pid')
-	sh('(' .. cmd .. ') >' .. path(name .. '.log') .. ' 2>&1 & echo $! >' .. pidfile)
+	-- (a sanitizer build preloads its runtime into the interpreter: not into the peers)
+	sh('(unset LD_PRELOAD; ' .. cmd .. ') >' .. path(name .. '.log') .. ' 2>&1 & echo $! >' .. pidfile)
 	return assert(tonumber(readfile(pidfile)))
 end
 
@@ -480,7 +481,8 @@ T.test('curl against a sock TLS server: HTTP/1.1, keep-alive, several requests',
 	local l, port = tls_listener(server_opt())
 	local connections, requests = 0, 0
 	local server = T.go(function()
-		local c = assert(l:accept(T.deadline()))
+		local c = l:accept(T.deadline())
+		if not c then return end  -- (curl's failure is reported below)
 		connections = connections + 1
 		while true do
 			local line, err = c:readline(T.deadline())
@@ -498,17 +500,20 @@ T.test('curl against a sock TLS server: HTTP/1.1, keep-alive, several requests',
 	local rcfile = path('curl.rc')
 	spawn('curl -sS --cacert ' .. path('ca.pem') .. ' --resolve localhost:' .. port .. ':127.0.0.1 '
 		.. url .. '/a ' .. url .. '/b ' .. url .. '/c >' .. path('curl.out') .. '; echo $? >' .. rcfile, 'curl')
-	local expires = T.deadline()
-	while not readfile(rcfile) or readfile(rcfile) == '' do
-		assert(sock.clock() < expires, 'curl did not finish')
-		sock.sleep(0.02)
-	end
-	T.eq(tonumber(readfile(rcfile)), 0, 'curl exit status: ' .. tostring(readfile(path('curl.log'))))
-	T.eq(readfile(path('curl.out')), 'you asked for /a\nyou asked for /b\nyou asked for /c\n')
+	local ok, err = sock.pcall(function()
+		local expires = T.deadline()
+		while not readfile(rcfile) or readfile(rcfile) == '' do
+			assert(sock.clock() < expires, 'curl did not finish')
+			sock.sleep(0.02)  -- (polling for the exit status of another process)
+		end
+		T.eq(tonumber(readfile(rcfile)), 0, 'curl exit status: ' .. tostring(readfile(path('curl.log'))))
+		T.eq(readfile(path('curl.out')), 'you asked for /a\nyou asked for /b\nyou asked for /c\n')
+	end)
+	l:close()  -- (also ends the accept when curl failed)
 	server()
+	assert(ok, err)
 	T.eq(requests, 3)
 	T.eq(connections, 1)
-	l:close()
 end)
 
 sh('rm -rf ' .. dir)
