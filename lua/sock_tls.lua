@@ -89,14 +89,14 @@ end
 local config_class = {}
 local config_mt = {__index = config_class}
 
-local function check_available()
-	if not sock._tls_available then raise_at_caller(NO_TLS) end
+local function check_available(fname)
+	if not sock._tls_available then raise_at_caller(fname .. ': ' .. NO_TLS) end
 end
 
 -- sock.tls_config(opt) -> config: options checked now; the OpenSSL context
 -- of each side made on first use and shared by every connection made with it.
 function sock.tls_config(opt)
-	check_available()
+	check_available('tls_config')
 	if opt == nil then opt = {} end
 	if type(opt) ~= 'table' then argerror(1, 'tls_config', 'options table expected, got ' .. type(opt)) end
 	engine_options(opt, false, 1, 'tls_config')  -- raises on a bad option
@@ -478,7 +478,7 @@ end
 -- sock.tls_client(tcp, servername, [opt]) -> conn | nil, err. No I/O: the
 -- handshake happens on first use or in conn:handshake([expires]).
 function sock.tls_client(tcp, servername, opt)
-	check_available()
+	check_available('tls_client')
 	check_tcp(1, 'tls_client', tcp)
 	if servername ~= nil and type(servername) ~= 'string' then
 		argerror(2, 'tls_client', 'string expected, got ' .. type(servername))
@@ -495,7 +495,7 @@ local listener_mt = {__index = listener_class}
 
 -- sock.tls_server(listening_tcp, [opt]) -> listener
 function sock.tls_server(tcp, opt)
-	check_available()
+	check_available('tls_server')
 	check_tcp(1, 'tls_server', tcp)
 	local config = config_of(opt, 2, 'tls_server')
 	local ctx = context_of(config, true, 2, 'tls_server')  -- checks the certificate now
@@ -526,7 +526,7 @@ function listener_class:type() return 'tcp' end
 -- and handshaken; opt.tcp are connect_tcp's options, opt.servername
 -- overrides the host as the name to send and verify.
 function sock.connect_tls(host, port, opt, expires)
-	check_available()
+	check_available('connect_tls')
 	local config = config_of(opt, 3, 'connect_tls')
 	context_of(config, false, 3, 'connect_tls')  -- bad options raise before any I/O
 	local tcp_opts = {}
@@ -551,7 +551,7 @@ end
 -- sock.listen_tls([host], port, [opt]) -> listener | nil, err; opt.tcp are
 -- listen_tcp's options.
 function sock.listen_tls(host, port, opt)
-	check_available()
+	check_available('listen_tls')
 	local config = config_of(opt, 3, 'listen_tls')
 	context_of(config, true, 3, 'listen_tls')
 	local tcp, err = sock.listen_tcp(host, port, config.opt.tcp)
