@@ -65,6 +65,8 @@ local function buffer_of(s)
 	return sock.buffer(s)
 end
 
+sock._buffer_of = buffer_of  -- (for recvall in sock_tls.lua)
+
 local function buffer_string(buf, len)
 	if type(buf) == 'string' then return buf:sub(1, len) end
 	if ffi and type(buf) == 'cdata' then return ffi.string(buf, len) end

@@ -14,18 +14,23 @@ description = {
    detailed = [[
 sock is an async socket library for Lua: every I/O call is made from a
 coroutine ("a sock thread") and suspends only that thread while the call waits,
-on an epoll or io_uring event loop. TCP, UDP, raw and unix sockets, address
-lookup, deadlines on every call, sleeps and timers, normalized error names.
+on an epoll or io_uring event loop. TCP, UDP, raw and unix sockets, TLS over
+OpenSSL 3, address lookup, deadlines on every call, sleeps and timers,
+normalized error names.
 The API is luapower sock's, name for name, on every Lua: 5.1, 5.2, 5.3, 5.4 and
 LuaJIT 2.1. A C++17 core with a thin binding; one sock.so, no Lua files.
 ]],
    homepage = "https://github.com/sock-lua/sock",
    license = "MIT",
-   labels = { "socket", "networking", "async", "coroutine", "epoll", "io_uring" },
+   labels = { "socket", "networking", "async", "coroutine", "epoll", "io_uring", "tls" },
 }
 supported_platforms = { "linux" }
 dependencies = {
    "lua >= 5.1, < 5.5",
+}
+-- TLS (sock.tls_client, ...) links OpenSSL 3's libssl and libcrypto.
+external_dependencies = {
+   OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
 }
 build = {
    type = "cmake",
@@ -37,5 +42,7 @@ build = {
       SOCK_INSTALL_DEV = "OFF",
       SOCK_EMBED_LUA = "",
       SOCK_TESTS = "OFF",
+      SOCK_TLS = "ON",
+      OPENSSL_ROOT_DIR = "$(OPENSSL_DIR)",
    },
 }

@@ -8,6 +8,7 @@
 #include "lua/lua_host.hpp"
 #include "lua/lua_sendfile.hpp"
 #include "lua/lua_socket.hpp"
+#include "lua/lua_tls.hpp"
 #include "lua/scheduler.hpp"
 #include "sock_embedded_lua.hpp"
 
@@ -90,6 +91,7 @@ extern "C" __attribute__((visibility("default"))) int luaopen_sock(lua_State* L)
   sock_lua_open_sendfile(L, sched);
   sock_lua_open_dns(L, sched);
   sock_lua_open_host(L, sched);
+  sock_lua_open_tls(L);
   lua_pushvalue(L, sched);
   sched_open(L);
   lua_pushcfunction(L, l_set_cdata_converter);

@@ -26,4 +26,7 @@ local got = sock.run(function()
 	return buf:tostring()
 end)
 assert(got == 'hello', 'echo returned ' .. tostring(got))
+-- The rock links OpenSSL (SOCK_TLS=ON): TLS and luapower's module name are there.
+assert(sock._tls_available, 'the installed sock has no TLS')
+assert(type(require'sock_libtls'.client_stcp) == 'function')
 print(('installed sock works on Lua %s (%s backend)'):format(version, sock.backend()))
