@@ -10,9 +10,15 @@ local child = require'child'
 -- How late a 10 ms sleeper may wake while another thread keeps the loop
 -- busy. By design: the budget's slice (2 ms) plus one turn of the loop; on
 -- an idle machine it wakes 2-3 ms late. The bound leaves room for the peer
--- process and other load sharing the two cores, and for the sanitizer
--- build. (Without the budget the same tests see 0.15-2 s.)
-local MAX_LATE = 0.1
+-- process and other load sharing the two cores. (Without the budget the
+-- same tests see 0.15-2 s.) Under AddressSanitizer every allocation and
+-- collection costs several times more: a turn of the storm below takes
+-- 25-65 ms there, now and then more than 100 (measured with LuaJIT, both
+-- before and after the budget's callers changed), so the sanitizer build,
+-- which is there to check memory, gets a wider bound; the release build
+-- keeps the tight one that tells a working budget from a missing one.
+local sanitized = os.getenv('ASAN_OPTIONS') ~= nil
+local MAX_LATE = sanitized and 0.25 or 0.1
 
 -- A thread that sleeps for `period` seconds, again and again until the
 -- returned function is called (at least `min` times), and records how late
@@ -170,7 +176,7 @@ T.test('under a connection storm timers fire, and threads of closed connections 
 	local report = read_file(out)
 	os.remove(out)
 	assert(accepted > 200, 'no storm: ' .. accepted .. ' connections accepted\n' .. report)
-	assert(worst_gap < 0.1, ('a 10 ms timer went silent for %.0f ms'):format(worst_gap * 1000))
+	assert(worst_gap < MAX_LATE, ('a 10 ms timer went silent for %.0f ms'):format(worst_gap * 1000))
 	-- loadgen keeps 64 connections open at a time: the threads of closed
 	-- ones must finish, not pile up waiting for a turn of the loop.
 	assert(peak < 400, peak .. ' connection threads alive at once')
