@@ -91,6 +91,11 @@ class Poller {
   mutable Stats stats_;
 };
 
+// An id no other poller of this process has had, never 0: readiness
+// backends keep it in a handle's backend_state to tell "registered with me"
+// from "registered with another poller" (one abandoned after fork, say).
+uint32_t new_poller_id();
+
 // Backends. Each returns nullptr (and sets *err to a reason) when it cannot
 // run on this machine.
 std::unique_ptr<Poller> make_epoll_poller(int* err);

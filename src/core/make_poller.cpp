@@ -1,11 +1,19 @@
 // Picks the backend at start-up: the one asked for (SOCK_BACKEND, or
 // sock.backend() from Lua) if it can run here, else the platform default.
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
 #include "sock/poller.hpp"
 
 namespace sock {
+
+uint32_t new_poller_id() {
+  static std::atomic<uint32_t> last{0};
+  uint32_t id;
+  do id = ++last; while (id == 0);  // 0 means "not registered"
+  return id;
+}
 
 #ifndef SOCK_HAVE_URING
 std::unique_ptr<Poller> make_uring_poller(int* err) {

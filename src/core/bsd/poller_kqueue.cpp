@@ -20,7 +20,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #ifdef LIBKQUEUE
 #include <poll.h>
@@ -39,16 +38,9 @@ constexpr int max_events = 256;
 constexpr int max_changes = 64;  // two per handle; never more than max_events
 static_assert(max_changes <= max_events, "every change's error must fit in the event list");
 
-uint32_t next_poller_id() {
-  static std::atomic<uint32_t> last{0};
-  uint32_t id;
-  do id = ++last; while (id == 0);  // 0 means "not registered"
-  return id;
-}
-
 class KqueuePoller final : public Poller {
  public:
-  explicit KqueuePoller(int kq) : kq_(kq), id_(next_poller_id()) {}
+  explicit KqueuePoller(int kq) : kq_(kq), id_(new_poller_id()) {}
   ~KqueuePoller() override {
     if (kq_ >= 0) ::close(kq_);
   }

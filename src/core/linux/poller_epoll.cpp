@@ -9,7 +9,6 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 
 #include "sock/loop.hpp"
@@ -21,16 +20,9 @@ namespace {
 
 constexpr int max_events = 256;
 
-uint32_t next_poller_id() {
-  static std::atomic<uint32_t> last{0};
-  uint32_t id;
-  do id = ++last; while (id == 0);  // 0 means "not registered"
-  return id;
-}
-
 class EpollPoller final : public Poller {
  public:
-  explicit EpollPoller(int epfd) : epfd_(epfd), id_(next_poller_id()) {}
+  explicit EpollPoller(int epfd) : epfd_(epfd), id_(new_poller_id()) {}
   ~EpollPoller() override {
     if (epfd_ >= 0) ::close(epfd_);
   }
