@@ -323,6 +323,10 @@ void Session::feed_eof() {
 
 size_t Session::pending_output() const { return BIO_ctrl_pending(BIO_OF(wbio_)); }
 
+bool Session::has_pending_input() const {
+  return BIO_ctrl_pending(BIO_OF(rbio_)) > 0 || SSL_pending(SSL_OF(this)) > 0;
+}
+
 size_t Session::take(char* out, size_t cap) {
   if (cap > (size_t)INT_MAX) cap = INT_MAX;
   int n = BIO_read(BIO_OF(wbio_), out, (int)cap);

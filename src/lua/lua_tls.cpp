@@ -33,7 +33,15 @@ struct LuaSession {
   std::string ahead;
   size_t ahead_pos = 0;
   size_t ahead_len() const { return ahead.size() - ahead_pos; }
+  // An error met by read() after it already had plaintext to return: given
+  // by the next read() or read_ahead(), as it would have been.
+  bool has_deferred = false;
+  Result deferred;
 };
+
+// The deferred error, if there is one: pushed (status, message, pending) and
+// forgotten. Returns the number of values pushed, 0 for none.
+static int push_deferred(lua_State* L, LuaSession* s);
 
 template <class T>
 static void destroy(lua_State* L, const char* mt) {
@@ -221,8 +229,19 @@ static int l_shutdown(lua_State* L) {
   return push_result(L, s.shutdown(), s);
 }
 
+static int push_deferred(lua_State* L, LuaSession* s) {
+  if (!s->has_deferred) return 0;
+  s->has_deferred = false;
+  Result r = std::move(s->deferred);
+  s->deferred = Result{};
+  return push_result(L, r, *s->session);
+}
+
 // s:read(buf, len, [offset]) -> status, n | msg: plaintext into a buffer
-// (`offset` bytes in), from the read-ahead first.
+// (`offset` bytes in), from the read-ahead first. When more records are in
+// hand (a bulk sender's come several to a tcp recv) it decrypts them too, up
+// to len, so that one call returns what is there, as a tcp recv does; what
+// stops it is left for the next call (an error is kept for it).
 static int l_read(lua_State* L) {
   LuaSession* s = check_session(L);
   size_t cap;
@@ -243,7 +262,26 @@ static int l_read(lua_State* L) {
     lua_pushnumber(L, (lua_Number)s->session->pending_output());
     return 3;
   }
-  return push_result(L, s->session->read(p, len), *s->session);
+  if (int n = push_deferred(L, s)) return n;
+  Result r = s->session->read(p, len);
+  if (r.status == Status::done && r.bytes > 0) {
+    while (r.bytes < len && s->session->has_pending_input()) {
+      Result more = s->session->read(p + r.bytes, len - r.bytes);
+      if (more.status != Status::done) {
+        // want_read: nothing whole is left; closed and closed_abruptly come
+        // again by themselves; an error would not (OpenSSL's next verdict
+        // on a failed session is a different one), so it is kept.
+        if (more.status == Status::error) {
+          s->deferred = std::move(more);
+          s->has_deferred = true;
+        }
+        break;
+      }
+      if (more.bytes == 0) break;
+      r.bytes += more.bytes;
+    }
+  }
+  return push_result(L, r, *s->session);
 }
 
 // s:write(buf, offset, len) -> status, n | msg: plaintext from a string,
@@ -255,12 +293,23 @@ static int l_write(lua_State* L) {
   size_t offset = (size_t)luaL_checknumber(L, 3);
   size_t len = (size_t)luaL_checknumber(L, 4);
   if (cap != (size_t)-1 && (offset > cap || len > cap - offset)) return luaL_error(L, "send: length beyond the buffer");
-  return push_result(L, s->session->write(p + offset, len), *s->session);
+  // With partial writes on, SSL_write stops after each record; a memory BIO
+  // takes every record, so all of it is written now and the caller sends
+  // it in one go rather than record by record. (A failure after the first
+  // record comes again on the next call.)
+  Result r = s->session->write(p + offset, len);
+  while (r.status == Status::done && r.bytes > 0 && r.bytes < len) {
+    Result more = s->session->write(p + offset + r.bytes, len - r.bytes);
+    if (more.status != Status::done || more.bytes == 0) break;
+    r.bytes += more.bytes;
+  }
+  return push_result(L, r, *s->session);
 }
 
 // s:read_ahead() -> status, n | msg: one read appended to the read-ahead.
 static int l_read_ahead(lua_State* L) {
   LuaSession* s = check_session(L);
+  if (int n = push_deferred(L, s)) return n;
   if (s->ahead_pos > 0 && s->ahead_pos == s->ahead.size()) {
     s->ahead.clear();
     s->ahead_pos = 0;
