@@ -19,6 +19,15 @@
  *
  * Every echoed byte is checked against what was sent.
  *
+ * TLS (-T, in the build made with -DLOADGEN_TLS and -lssl -lcrypto, which
+ * bench/run makes as out/loadgen_tls): pingpong, bulk and connrate run over
+ * TLS 1.3 with OpenSSL, non-blocking on the socket (SSL_set_fd), the server's
+ * certificate not verified (loopback, a certificate made for the run). No
+ * session is ever resumed: every connection of connrate does a full
+ * handshake (connect, handshake, one exchange, close_notify, close). The
+ * plain modes do not change: the TLS code is in separate functions, left
+ * out of the plain build.
+ *
  * Output: one line "RESULT mode=... key=value ..." on stdout.
  */
 #define _GNU_SOURCE
@@ -38,6 +47,11 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifdef LOADGEN_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#endif
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -66,6 +80,10 @@ struct conn {
     uint64_t seq;   /* message number (pattern offset) */
     uint64_t t0;    /* start of current request / connect, ns */
     unsigned char *rbuf; /* S bytes, for message modes */
+#ifdef LOADGEN_TLS
+    SSL *ssl;       /* TLS: the session, from connect to close */
+    int hs_done;    /* TLS: handshake finished */
+#endif
 };
 
 /* ---- options ---- */
@@ -164,6 +182,18 @@ static int inflight; /* idle mode: connections connecting or exchanging */
 
 static void conn_close(struct conn *c, int newstate) {
     if (c->state == S_CONNECTING || c->state == S_ACTIVE) inflight--;
+#ifdef LOADGEN_TLS
+    if (c->ssl) {
+        /* a finished exchange (connrate) ends with close_notify, sent once */
+        if (newstate == S_FREE && c->hs_done) {
+            (void)SSL_shutdown(c->ssl);
+            ERR_clear_error();
+        }
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        c->hs_done = 0;
+    }
+#endif
     if (c->fd >= 0) {
         close(c->fd); /* also removes it from the epoll set */
         c->fd = -1;
@@ -395,6 +425,225 @@ static void drive_bulk(struct conn *c, uint32_t ev) {
     arm_out(c, want_out);
 }
 
+#ifdef LOADGEN_TLS
+/* ---- TLS (-T) ---- */
+static int use_tls = 0;
+static SSL_CTX *tls_ctx;
+static uint64_t handshakes, resumed;          /* finished handshakes, resumed ones */
+static char tls_version[32] = "", tls_cipher[64] = "", tls_group[32] = "";
+
+/* a TLS failure: counted, and the first one's reason kept (without spaces,
+ * for the RESULT line) */
+static void tls_error(const char *what, int ssl_err) {
+    unsigned long e = ERR_peek_error();
+    const char *why = e ? ERR_reason_error_string(e) : NULL;
+    if (!why) why = ssl_err == SSL_ERROR_ZERO_RETURN ? "close_notify"
+                    : ssl_err == SSL_ERROR_SYSCALL ? (errno ? strerror(errno) : "eof")
+                    : "ssl_error";
+    errors++;
+    if (!first_error[0]) {
+        snprintf(first_error, sizeof first_error, "tls_%s:%s", what, why);
+        for (char *p = first_error; *p; p++)
+            if (*p == ' ') *p = '_';
+    }
+    ERR_clear_error();
+}
+
+static void tls_fail(struct conn *c) {
+    conn_close(c, S_DEAD);
+    if (mode == M_CONNRATE && !stop_flag) start_next_conn(c);
+}
+
+/* connecting: 1 when connected (the session made), 0 to wait, -1 failed
+ * (the slot closed, and reopened for connrate) */
+static int tls_connected(struct conn *c, uint32_t ev) {
+    if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return 0;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (err == EINPROGRESS) return 0;
+    if (err) {
+        note_error("connect", err);
+        tls_fail(c);
+        return -1;
+    }
+    c->ssl = SSL_new(tls_ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+        tls_error("new", 0);
+        tls_fail(c);
+        return -1;
+    }
+    SSL_set_connect_state(c->ssl);
+    c->hs_done = 0;
+    c->state = S_ACTIVE;
+    return 1;
+}
+
+/* the handshake, one step: 1 done, 0 wait (EPOLLOUT armed if it must
+ * write), -1 failed (the slot closed, and reopened for connrate) */
+static int tls_handshake(struct conn *c) {
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->hs_done = 1;
+        if (measuring) handshakes++;
+        if (SSL_session_reused(c->ssl)) resumed++;
+        if (!tls_version[0]) {
+            snprintf(tls_version, sizeof tls_version, "%s", SSL_get_version(c->ssl));
+            snprintf(tls_cipher, sizeof tls_cipher, "%s", SSL_get_cipher_name(c->ssl));
+            int g = SSL_get_negotiated_group(c->ssl);
+            const char *gn = g > 0 ? OBJ_nid2sn(g) : NULL;
+            snprintf(tls_group, sizeof tls_group, "%s", gn ? gn : "?");
+        }
+        arm_out(c, 0);
+        return 1;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        arm_out(c, e == SSL_ERROR_WANT_WRITE);
+        return 0;
+    }
+    tls_error("handshake", e);
+    tls_fail(c);
+    return -1;
+}
+
+/* pingpong and connrate over TLS: drive_msg's logic with SSL_read/SSL_write */
+static void tls_drive_msg(struct conn *c, uint32_t ev) {
+    if (c->state == S_CONNECTING && tls_connected(c, ev) <= 0) return;
+    if (c->state != S_ACTIVE) return;
+    if (!c->hs_done) {
+        if (tls_handshake(c) <= 0) return;
+        if (mode == M_PINGPONG) c->t0 = now_ns();
+        ev |= EPOLLIN; /* the server's tickets may have come with the handshake */
+    }
+    for (;;) {
+        if (c->sent < (uint64_t)size) {
+            size_t w = 0;
+            ERR_clear_error();
+            int r = SSL_write_ex(c->ssl, msg_for(c->seq) + c->sent, (size_t)size - c->sent, &w);
+            if (r == 1) {
+                c->sent += (uint64_t)w;
+            } else {
+                int e = SSL_get_error(c->ssl, r);
+                if (e == SSL_ERROR_WANT_WRITE) {
+                    arm_out(c, 1);
+                    return;
+                }
+                if (e != SSL_ERROR_WANT_READ) {
+                    tls_error("send", e);
+                    tls_fail(c);
+                    return;
+                }
+            }
+            arm_out(c, c->sent < (uint64_t)size);
+            if (c->sent == (uint64_t)size && !(ev & EPOLLIN) && !SSL_has_pending(c->ssl))
+                return; /* wait for the echo */
+        }
+        size_t n = 0;
+        ERR_clear_error();
+        int r = SSL_read_ex(c->ssl, c->rbuf + c->rcvd, (size_t)size - c->rcvd, &n);
+        if (r == 1) {
+            c->rcvd += (uint64_t)n;
+            if (c->rcvd > c->sent) mismatches++; /* echo of bytes never sent */
+            if (c->rcvd == (uint64_t)size) {
+                exchange_done(c, now_ns());
+                if (c->state != S_ACTIVE || stop_flag) return;
+                ev = 0; /* the next echo needs a new readiness report */
+            }
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_WANT_READ) return; /* level-triggered: EPOLLIN comes */
+        if (e == SSL_ERROR_WANT_WRITE) {
+            arm_out(c, 1);
+            return;
+        }
+        tls_error("recv", e);
+        tls_fail(c);
+        return;
+    }
+}
+
+/* bulk over TLS: drive_bulk's logic with SSL_read/SSL_write */
+static void tls_drive_bulk(struct conn *c, uint32_t ev) {
+    if (c->state == S_CONNECTING && tls_connected(c, ev) <= 0) return;
+    if (c->state != S_ACTIVE) return;
+    if (!c->hs_done) {
+        if (tls_handshake(c) <= 0) return;
+        ev |= EPOLLIN;
+    }
+    int want_out = 0;
+    if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP) || SSL_has_pending(c->ssl)) {
+        /* every record there is: the server echoes no more than was sent */
+        for (;;) {
+            size_t n = 0;
+            ERR_clear_error();
+            int r = SSL_read_ex(c->ssl, scratch, scratch_len, &n);
+            if (r == 1) {
+                size_t off = (size_t)(c->rcvd % 251);
+                if (memcmp(scratch, pattern + off, n) != 0) mismatches++;
+                c->rcvd += (uint64_t)n;
+                if (c->rcvd > c->sent) mismatches++;
+                if (measuring) count += (uint64_t)n;
+                continue;
+            }
+            int e = SSL_get_error(c->ssl, r);
+            if (e == SSL_ERROR_WANT_READ) break;
+            if (e == SSL_ERROR_WANT_WRITE) {
+                want_out = 1;
+                break;
+            }
+            tls_error("recv", e);
+            tls_fail(c);
+            return;
+        }
+    }
+    while (!stop_flag && !want_out) {
+        uint64_t infl = c->sent - c->rcvd;
+        if (infl >= (uint64_t)window) break; /* wait for echoes */
+        size_t len = (size_t)size;
+        if ((uint64_t)len > (uint64_t)window - infl) len = (size_t)((uint64_t)window - infl);
+        size_t off = (size_t)(c->sent % 251);
+        size_t w = 0;
+        ERR_clear_error();
+        /* partial writes: each call writes a record or a few and says how
+         * much; a retry after WANT_WRITE gives the same bytes again (the
+         * same stream offset) and at least as many */
+        int r = SSL_write_ex(c->ssl, pattern + off, len, &w);
+        if (r == 1) {
+            c->sent += (uint64_t)w;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_WANT_WRITE) {
+            want_out = 1;
+            break;
+        }
+        if (e == SSL_ERROR_WANT_READ) break;
+        tls_error("send", e);
+        tls_fail(c);
+        return;
+    }
+    arm_out(c, want_out);
+}
+
+static int tls_init(void) {
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (!tls_ctx) return -1;
+    SSL_CTX_set_min_proto_version(tls_ctx, TLS1_3_VERSION);
+    SSL_CTX_set_max_proto_version(tls_ctx, TLS1_3_VERSION);
+    SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF); /* full handshakes */
+    SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* read what the socket has in one go rather than a record header and
+     * then its body: fewer recv calls on the load side */
+    SSL_CTX_set_read_ahead(tls_ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(tls_ctx, 65536);
+    return 0;
+}
+#endif
+
 static int idle_opened = 0; /* idle: connections started so far */
 
 static void start_next_conn(struct conn *c) {
@@ -415,7 +664,11 @@ static void usage(void) {
             "  -W BYTES  bulk: max bytes in flight per connection (default 4 MiB)\n"
             "  -a N      connrate/idle: source addresses 127.0.0.2..(1+N) (default 8, 0 = none)\n"
             "  -N        do not set TCP_NODELAY\n"
-            "  -b        busy-poll (never sleep in epoll_wait; the load core spins)\n");
+            "  -b        busy-poll (never sleep in epoll_wait; the load core spins)\n"
+#ifdef LOADGEN_TLS
+            "  -T        TLS 1.3 (pingpong, bulk, connrate): full handshakes, no verification\n"
+#endif
+            );
     exit(2);
 }
 
@@ -452,6 +705,13 @@ static void print_result(uint64_t t_end_ns) {
     if (mode != M_IDLE) printf(" alive=%d", alive);
     printf(" errors=%llu mismatches=%llu", (unsigned long long)errors,
            (unsigned long long)mismatches);
+#ifdef LOADGEN_TLS
+    if (use_tls)
+        printf(" tls=%s cipher=%s group=%s handshakes=%llu resumed=%llu",
+               tls_version[0] ? tls_version : "none", tls_cipher[0] ? tls_cipher : "none",
+               tls_group[0] ? tls_group : "none", (unsigned long long)handshakes,
+               (unsigned long long)resumed);
+#endif
     if (first_error[0]) printf(" first_error=%s", first_error);
     printf("\n");
     fflush(stdout);
@@ -482,6 +742,13 @@ static void loop_until(uint64_t deadline_ns, int (*done)(void)) {
         for (int i = 0; i < n; i++) {
             struct conn *c = &conns[(uint32_t)evs[i].data.u64];
             if (c->fd < 0 || c->gen != (uint32_t)(evs[i].data.u64 >> 32)) continue;
+#ifdef LOADGEN_TLS
+            if (use_tls) {
+                if (mode == M_BULK) tls_drive_bulk(c, evs[i].events);
+                else tls_drive_msg(c, evs[i].events);
+                continue;
+            }
+#endif
             if (mode == M_BULK) drive_bulk(c, evs[i].events);
             else drive_msg(c, evs[i].events);
         }
@@ -513,7 +780,12 @@ int main(int argc, char **argv) {
     if (mode < 0) usage();
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "h:p:c:s:d:w:n:W:a:Nb")) != -1) {
+#ifdef LOADGEN_TLS
+    const char *optstring = "h:p:c:s:d:w:n:W:a:NbT";
+#else
+    const char *optstring = "h:p:c:s:d:w:n:W:a:Nb";
+#endif
+    while ((opt = getopt(argc, argv, optstring)) != -1) {
         switch (opt) {
         case 'h': host = optarg; break;
         case 'p': port = atoi(optarg); break;
@@ -526,6 +798,9 @@ int main(int argc, char **argv) {
         case 'a': nsrc = atoi(optarg); break;
         case 'N': nodelay = 0; break;
         case 'b': busy = 1; break;
+#ifdef LOADGEN_TLS
+        case 'T': use_tls = 1; break;
+#endif
         default: usage();
         }
     }
@@ -544,6 +819,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "loadgen: refusing non-loopback target %s\n", host);
         return 2;
     }
+#ifdef LOADGEN_TLS
+    if (use_tls && mode == M_IDLE) {
+        fprintf(stderr, "loadgen: -T is for pingpong, bulk and connrate\n");
+        return 2;
+    }
+    if (use_tls && tls_init() < 0) {
+        fprintf(stderr, "loadgen: cannot make the TLS context\n");
+        return 2;
+    }
+#endif
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

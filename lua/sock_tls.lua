@@ -197,8 +197,9 @@ local function run(self, expires, op, a, b, c)
 	local s = self._s
 	if not s then return nil, 'closed' end
 	while true do
-		local status, x = s[op](s, a, b, c)
-		local ok, err = flush(self, s, expires)
+		local status, x, pending = s[op](s, a, b, c)
+		local ok, err = true, nil
+		if pending ~= 0 then ok, err = flush(self, s, expires) end  -- (none: nothing to send)
 		if status == 'done' then
 			if not ok then return nil, err end
 			return x
@@ -260,8 +261,10 @@ tls_class.handshake = handshake
 -- conn:recv(buf, len, [expires]) -> n | 0 at the end | nil, err
 -- At an end without close_notify it returns 0, 'eof_without_close_notify'.
 function tls_class:recv(buf, len, expires)
-	local ok, err = handshake(self, expires)
-	if not ok then return nil, err end
+	if not self._handshaken then
+		local ok, err = handshake(self, expires)
+		if not ok then return nil, err end
+	end
 	if len == 0 then return 0 end
 	local n, rerr = run(self, expires, 'read', buf, len)
 	if n then return n end
@@ -275,8 +278,10 @@ end
 -- conn:_send(buf, len, [expires]) -> n | nil, err: one step (luapower's
 -- single-shot send, which tcp_class.send loops over).
 function tls_class:_send(buf, len, expires)
-	local ok, err = handshake(self, expires)
-	if not ok then return nil, err end
+	if not self._handshaken then
+		local ok, err = handshake(self, expires)
+		if not ok then return nil, err end
+	end
 	len = len or #buf
 	local n, serr = run(self, expires, 'write', buf, 0, min(len, WRITE_CHUNK))
 	if n then return n end
@@ -285,8 +290,10 @@ end
 
 -- conn:send(s|buf, [len], [expires]) -> true | nil, err, sent
 function tls_class:send(buf, len, expires)
-	local ok, err = handshake(self, expires)
-	if not ok then return nil, err, 0 end
+	if not self._handshaken then
+		local ok, err = handshake(self, expires)
+		if not ok then return nil, err, 0 end
+	end
 	len = len or #buf
 	local sent = 0
 	while sent < len do

@@ -100,6 +100,10 @@ class Session {
   // Ciphertext to send, up to cap bytes; pending_output() says how much waits.
   size_t take(char* out, size_t cap);
   size_t pending_output() const;
+  // Input in hand that a read() may get plaintext from without more
+  // network I/O: ciphertext fed and not yet processed, or plaintext of a
+  // record that an earlier read() did not take all of.
+  bool has_pending_input() const;
 
   Result handshake();
   Result read(char* out, size_t cap);

@@ -110,6 +110,14 @@ std::string name_text(X509_NAME* name) {
   return s;
 }
 
+// Before a step: an empty error queue, so that SSL_get_error judges the
+// step by its own errors only. ERR_clear_error wipes all of the queue's
+// slots, a cost on every record; peeking first makes the usual case (the
+// queue already empty: every path here leaves it so) cheap.
+inline void clear_stale_errors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 }  // namespace
 
 // Context's private fields, for the callbacks that get only the SSL_CTX.
@@ -315,6 +323,10 @@ void Session::feed_eof() {
 
 size_t Session::pending_output() const { return BIO_ctrl_pending(BIO_OF(wbio_)); }
 
+bool Session::has_pending_input() const {
+  return BIO_ctrl_pending(BIO_OF(rbio_)) > 0 || SSL_pending(SSL_OF(this)) > 0;
+}
+
 size_t Session::take(char* out, size_t cap) {
   if (cap > (size_t)INT_MAX) cap = INT_MAX;
   int n = BIO_read(BIO_OF(wbio_), out, (int)cap);
@@ -329,19 +341,19 @@ Result Session::result_of(int ret, size_t bytes) {
   }
   SSL* ssl = SSL_OF(this);
   int err = SSL_get_error(ssl, ret);
+  // (SSL_get_error says SSL_ERROR_SSL or _SYSCALL whenever the error queue
+  // holds something, so after WANT_READ, WANT_WRITE and ZERO_RETURN it is
+  // empty: nothing to clear on these paths, which are taken on every record.)
   switch (err) {
     case SSL_ERROR_WANT_READ:
       // Input ran dry; with the network at its end that is a truncation.
       r.status = eof_ ? Status::closed_abruptly : Status::want_read;
-      ERR_clear_error();
       return r;
     case SSL_ERROR_WANT_WRITE:
       r.status = Status::want_write;
-      ERR_clear_error();
       return r;
     case SSL_ERROR_ZERO_RETURN:
       r.status = Status::closed;
-      ERR_clear_error();
       return r;
     case SSL_ERROR_SYSCALL:  // with memory BIOs: the input ended
       r.status = Status::closed_abruptly;
@@ -367,26 +379,26 @@ Result Session::result_of(int ret, size_t bytes) {
 }
 
 Result Session::handshake() {
-  ERR_clear_error();
+  clear_stale_errors();
   return result_of(SSL_do_handshake(SSL_OF(this)), 0);
 }
 
 Result Session::read(char* out, size_t cap) {
-  ERR_clear_error();
+  clear_stale_errors();
   size_t n = 0;
   int ret = SSL_read_ex(SSL_OF(this), out, cap, &n);
   return result_of(ret, n);
 }
 
 Result Session::write(const char* data, size_t len) {
-  ERR_clear_error();
+  clear_stale_errors();
   size_t n = 0;
   int ret = SSL_write_ex(SSL_OF(this), data, len, &n);
   return result_of(ret, n);
 }
 
 Result Session::shutdown() {
-  ERR_clear_error();
+  clear_stale_errors();
   SSL* ssl = SSL_OF(this);
   if (!SSL_is_init_finished(ssl)) return Result{};  // nothing to close yet
   int ret = SSL_shutdown(ssl);

@@ -33,7 +33,15 @@ struct LuaSession {
   std::string ahead;
   size_t ahead_pos = 0;
   size_t ahead_len() const { return ahead.size() - ahead_pos; }
+  // An error met by read() after it already had plaintext to return: given
+  // by the next read() or read_ahead(), as it would have been.
+  bool has_deferred = false;
+  Result deferred;
 };
+
+// The deferred error, if there is one: pushed (status, message, pending) and
+// forgotten. Returns the number of values pushed, 0 for none.
+static int push_deferred(lua_State* L, LuaSession* s);
 
 template <class T>
 static void destroy(lua_State* L, const char* mt) {
@@ -109,8 +117,20 @@ static int l_context(lua_State* L) {
   return 1;
 }
 
+// The session methods have the sessions' metatable as upvalue 1: comparing
+// with it is cheaper than luaL_checkudata's lookup of the name in the
+// registry, on a path taken several times per record. Anything else goes to
+// luaL_checkudata, for its error.
 static LuaSession* check_session(lua_State* L) {
-  LuaSession* s = static_cast<LuaSession*>(luaL_checkudata(L, 1, SESSION_MT));
+  LuaSession* s = static_cast<LuaSession*>(lua_touserdata(L, 1));
+  if (s && lua_getmetatable(L, 1)) {
+    bool same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (!same) s = nullptr;
+  } else {
+    s = nullptr;
+  }
+  if (!s) s = static_cast<LuaSession*>(luaL_checkudata(L, 1, SESSION_MT));
   if (!s->session) sock_error(L, "TLS session used after it was freed");
   return s;
 }
@@ -150,14 +170,17 @@ static const char* status_name(Status s) {
   return "error";
 }
 
-// status, then the byte count (done) or OpenSSL's message (error).
-static int push_result(lua_State* L, const Result& r) {
+// status, then the byte count (done) or OpenSSL's message (error), then
+// how many bytes of ciphertext wait to be taken (so that the caller asks
+// for them only when there are some).
+static int push_result(lua_State* L, const Result& r, const Session& s) {
   lua_pushstring(L, status_name(r.status));
   if (r.status == Status::error)
     lua_pushstring(L, r.message.c_str());
   else
     lua_pushnumber(L, (lua_Number)r.bytes);
-  return 2;
+  lua_pushnumber(L, (lua_Number)s.pending_output());
+  return 3;
 }
 
 // s:feed(buf, len): ciphertext received into a sock.buffer (or string, cdata).
@@ -197,11 +220,28 @@ static int l_take(lua_State* L) {
   return 1;
 }
 
-static int l_handshake(lua_State* L) { return push_result(L, check_session(L)->session->handshake()); }
-static int l_shutdown(lua_State* L) { return push_result(L, check_session(L)->session->shutdown()); }
+static int l_handshake(lua_State* L) {
+  Session& s = *check_session(L)->session;
+  return push_result(L, s.handshake(), s);
+}
+static int l_shutdown(lua_State* L) {
+  Session& s = *check_session(L)->session;
+  return push_result(L, s.shutdown(), s);
+}
+
+static int push_deferred(lua_State* L, LuaSession* s) {
+  if (!s->has_deferred) return 0;
+  s->has_deferred = false;
+  Result r = std::move(s->deferred);
+  s->deferred = Result{};
+  return push_result(L, r, *s->session);
+}
 
 // s:read(buf, len, [offset]) -> status, n | msg: plaintext into a buffer
-// (`offset` bytes in), from the read-ahead first.
+// (`offset` bytes in), from the read-ahead first. When more records are in
+// hand (a bulk sender's come several to a tcp recv) it decrypts them too, up
+// to len, so that one call returns what is there, as a tcp recv does; what
+// stops it is left for the next call (an error is kept for it).
 static int l_read(lua_State* L) {
   LuaSession* s = check_session(L);
   size_t cap;
@@ -219,9 +259,29 @@ static int l_read(lua_State* L) {
     s->ahead_pos += n;
     lua_pushliteral(L, "done");
     lua_pushnumber(L, (lua_Number)n);
-    return 2;
+    lua_pushnumber(L, (lua_Number)s->session->pending_output());
+    return 3;
   }
-  return push_result(L, s->session->read(p, len));
+  if (int n = push_deferred(L, s)) return n;
+  Result r = s->session->read(p, len);
+  if (r.status == Status::done && r.bytes > 0) {
+    while (r.bytes < len && s->session->has_pending_input()) {
+      Result more = s->session->read(p + r.bytes, len - r.bytes);
+      if (more.status != Status::done) {
+        // want_read: nothing whole is left; closed and closed_abruptly come
+        // again by themselves; an error would not (OpenSSL's next verdict
+        // on a failed session is a different one), so it is kept.
+        if (more.status == Status::error) {
+          s->deferred = std::move(more);
+          s->has_deferred = true;
+        }
+        break;
+      }
+      if (more.bytes == 0) break;
+      r.bytes += more.bytes;
+    }
+  }
+  return push_result(L, r, *s->session);
 }
 
 // s:write(buf, offset, len) -> status, n | msg: plaintext from a string,
@@ -233,12 +293,23 @@ static int l_write(lua_State* L) {
   size_t offset = (size_t)luaL_checknumber(L, 3);
   size_t len = (size_t)luaL_checknumber(L, 4);
   if (cap != (size_t)-1 && (offset > cap || len > cap - offset)) return luaL_error(L, "send: length beyond the buffer");
-  return push_result(L, s->session->write(p + offset, len));
+  // With partial writes on, SSL_write stops after each record; a memory BIO
+  // takes every record, so all of it is written now and the caller sends
+  // it in one go rather than record by record. (A failure after the first
+  // record comes again on the next call.)
+  Result r = s->session->write(p + offset, len);
+  while (r.status == Status::done && r.bytes > 0 && r.bytes < len) {
+    Result more = s->session->write(p + offset + r.bytes, len - r.bytes);
+    if (more.status != Status::done || more.bytes == 0) break;
+    r.bytes += more.bytes;
+  }
+  return push_result(L, r, *s->session);
 }
 
 // s:read_ahead() -> status, n | msg: one read appended to the read-ahead.
 static int l_read_ahead(lua_State* L) {
   LuaSession* s = check_session(L);
+  if (int n = push_deferred(L, s)) return n;
   if (s->ahead_pos > 0 && s->ahead_pos == s->ahead.size()) {
     s->ahead.clear();
     s->ahead_pos = 0;
@@ -248,7 +319,7 @@ static int l_read_ahead(lua_State* L) {
   s->ahead.resize(old + chunk);
   Result r = s->session->read(&s->ahead[old], chunk);
   s->ahead.resize(old + (r.status == Status::done ? r.bytes : 0));
-  return push_result(L, r);
+  return push_result(L, r, *s->session);
 }
 
 // s:buffered() -> bytes read ahead and not consumed
@@ -363,7 +434,8 @@ void sock_lua_open_tls(lua_State* L) {
   lua_pushcfunction(L, l_session_free);
   lua_setfield(L, -2, "__gc");
   lua_newtable(L);
-  luaL_setfuncs(L, session_methods, 0);
+  lua_pushvalue(L, -2);  // the metatable, check_session's upvalue
+  luaL_setfuncs(L, session_methods, 1);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 
