@@ -12,6 +12,7 @@
 #include "lua/scheduler.hpp"
 #include "sock/process.hpp"
 #include "sock_embedded_lua.hpp"
+#include "sock/luaopen_sock.h"
 
 #include <cstdarg>
 #include <cstring>
@@ -77,7 +78,7 @@ static int l_set_cdata_converter(lua_State* L) {
   return 0;
 }
 
-extern "C" __attribute__((visibility("default"))) int luaopen_sock(lua_State* L) {
+extern "C" SOCK_LUAOPEN_API int luaopen_sock(lua_State* L) {
   lua_getfield(L, LUA_REGISTRYINDEX, "sock.module");
   if (lua_istable(L, -1)) return 1;  // one module per state, even if opened twice
   lua_pop(L, 1);
