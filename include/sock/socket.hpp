@@ -30,6 +30,9 @@ class Socket {
   // writability (an OpKind::connect), -errno on failure.
   int connect(const sockaddr* addr, socklen_t len);
   int shutdown(int how);
+  // A datagram socket forgets its peer (connect to AF_UNSPEC on POSIX, to
+  // an all-zero address on Windows): 0 or -errno.
+  int disconnect();
   int local_address(sockaddr_storage& out, socklen_t& len) const;
   int peer_address(sockaddr_storage& out, socklen_t& len) const;
 

@@ -571,10 +571,8 @@ static int l_connect(lua_State* L) {
     sockaddr_storage local;
     socklen_t local_len;
     bool had_local = ls->s.local_address(local, local_len) == 0;
-    sockaddr unspec{};
-    unspec.sa_family = AF_UNSPEC;
-    int rc = ls->s.connect(&unspec, sizeof unspec);
-    if (rc < 0 && rc != -EAFNOSUPPORT) return sock_lua_fail(L, -rc);
+    int rc = ls->s.disconnect();
+    if (rc < 0) return sock_lua_fail(L, -rc);
     // Linux drops a port the kernel picked (bind to port 0) when a UDP
     // socket disconnects; peers still send to it, so take it back.
     sockaddr_storage now;

@@ -70,6 +70,19 @@ static int l_handle_count(lua_State* L) {
   return 1;
 }
 
+// _cpu_time() -> seconds: test hook, the process's CPU time (os.clock is
+// wall time on Windows).
+static int l_cpu_time(lua_State* L) {
+  lua_pushnumber(L, sock::process_cpu_seconds());
+  return 1;
+}
+
+// _under_wine() -> true|false: test hook, a Windows build running under Wine.
+static int l_under_wine(lua_State* L) {
+  lua_pushboolean(L, sock::running_under_wine());
+  return 1;
+}
+
 // _set_cdata_converter(f): LuaJIT only; see lua_buffer.cpp.
 static int l_set_cdata_converter(lua_State* L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -112,6 +125,10 @@ extern "C" SOCK_LUAOPEN_API int luaopen_sock(lua_State* L) {
   lua_setfield(L, -2, "_raise_at_caller");
   lua_pushcfunction(L, l_handle_count);
   lua_setfield(L, -2, "_handle_count");
+  lua_pushcfunction(L, l_cpu_time);
+  lua_setfield(L, -2, "_cpu_time");
+  lua_pushcfunction(L, l_under_wine);
+  lua_setfield(L, -2, "_under_wine");
   lua_pop(L, 1);
 
   // The Lua half: sock.lua, then the other lua/*.lua files, each given the

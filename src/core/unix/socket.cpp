@@ -38,6 +38,13 @@ int Socket::connect(const sockaddr* addr, socklen_t len) {
   return errno == EINTR ? -EINPROGRESS : -errno;
 }
 
+int Socket::disconnect() {
+  sockaddr unspec{};
+  unspec.sa_family = AF_UNSPEC;
+  int rc = connect(&unspec, sizeof unspec);
+  return rc == -EAFNOSUPPORT ? 0 : rc;  // (some systems say so, and disconnect all the same)
+}
+
 int Socket::shutdown(int how) { return check(::shutdown(io.fd, how)); }
 
 int Socket::local_address(sockaddr_storage& out, socklen_t& len) const {

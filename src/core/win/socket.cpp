@@ -77,6 +77,13 @@ int Socket::connect(const sockaddr* addr, socklen_t len) {
   return e == EAGAIN ? -EINPROGRESS : -e;  // WSAEWOULDBLOCK: connecting in the background
 }
 
+int Socket::disconnect() {
+  sockaddr_storage zero{};
+  zero.ss_family = (ADDRESS_FAMILY)family;
+  int len = family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  return check(::connect(io.fd, (const sockaddr*)&zero, len));
+}
+
 int Socket::shutdown(int how) { return check(::shutdown(io.fd, how)); }
 
 int Socket::local_address(sockaddr_storage& out, socklen_t& len) const {
