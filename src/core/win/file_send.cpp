@@ -15,6 +15,7 @@
 
 #include "sock/error.hpp"
 #include "sock/operation.hpp"
+#include "sock/process.hpp"
 #include "win.hpp"
 
 namespace sock {
@@ -96,7 +97,12 @@ int FileSend::open_path(const char* path, long long off) {
   fd = _wopen(wpath.c_str(), _O_RDONLY | _O_BINARY | _O_NOINHERIT);
   positional = true;
   offset = off < 0 ? 0 : off;
-  return fd < 0 ? -errno : 0;
+  if (fd >= 0) return 0;
+  // Windows refuses to open a directory with EACCES: say what POSIX says.
+  int e = errno;
+  DWORD attributes = GetFileAttributesW(wpath.c_str());
+  if (e == EACCES && attributes != INVALID_FILE_ATTRIBUTES && (attributes & FILE_ATTRIBUTE_DIRECTORY)) e = EISDIR;
+  return -e;
 }
 
 int FileSend::open_fd(int source_fd, long long off) {
@@ -163,7 +169,11 @@ bool perform_send_file(Operation& op) {
     op.result = 0;
     return true;
   }
-  if (f.copy || force_copy) {
+  // Wine's TransmitFile never completes once the peer has reset the
+  // connection (seen with Wine 8: the step hangs until its deadline), so
+  // under Wine the copy fallback does every step.
+  static const bool under_wine = running_under_wine();
+  if (f.copy || force_copy || under_wine) {
     f.copy = true;
     return copy_step(f, op.handle->fd, op);
   }

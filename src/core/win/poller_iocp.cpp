@@ -54,12 +54,21 @@ ULONG request_len(const Operation& op) {
 // wake-up), true when the op has its result.
 bool finished(Operation& op, DWORD bytes, int err) {
   PlatformOpState& r = op.platform;
+  // A request that moved bytes before it was cancelled or failed reports
+  // them: they are gone from (or arrived in) the buffer, and the caller
+  // must count them. Its error comes with the next request.
+  bool moved = bytes > 0 && op.kind != OpKind::accept && op.kind != OpKind::connect;
+  if (moved && op.kind != OpKind::recv_all && op.kind != OpKind::send_all) err = 0;
   switch (op.kind) {
     case OpKind::recv_all:
     case OpKind::send_all:
-      if (err == 0 && bytes > 0) {
+      if (bytes > 0) {
         op.done += bytes;
-        if (op.done < op.len) return false;
+        if (!err && op.done < op.len) return false;
+        if (err) {
+          op.result = -err;
+          return true;
+        }
       } else if (err == 0 && op.kind == OpKind::recv_all) {
         op.eof = true;
       } else if (err) {
@@ -422,9 +431,15 @@ class IocpPoller final : public Poller {
         }
         r.overlapped.Offset = (DWORD)(unsigned long long)at;
         r.overlapped.OffsetHigh = (DWORD)((unsigned long long)at >> 32);
-        size_t count = f.remaining < 0 || (unsigned long long)f.remaining > file_send_max_step
-                           ? file_send_max_step
-                           : (size_t)f.remaining;
+        // At most what the socket's send buffer takes: a step that waits
+        // for the peer to read may be withdrawn (a deadline, a close), and
+        // one that fits is finished at once, so the count sent is known.
+        size_t step = file_send_max_step;
+        int sndbuf = 0, optlen = sizeof sndbuf;
+        if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, (char*)&sndbuf, &optlen) == 0 && sndbuf >= 4096 &&
+            (size_t)sndbuf < step)
+          step = (size_t)sndbuf;
+        size_t count = f.remaining < 0 || (unsigned long long)f.remaining > step ? step : (size_t)f.remaining;
         ok = ext.transmit_file(fd, file, (DWORD)count, 0, &r.overlapped, nullptr, 0);
         rc = ok ? 0 : SOCKET_ERROR;
         if (!ok && WSAGetLastError() != WSA_IO_PENDING && WSAGetLastError() != ERROR_IO_PENDING) {
