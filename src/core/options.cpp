@@ -403,8 +403,14 @@ int get_option(socket_t fd, const OptionInfo& option, OptionValue& value) {
       value.flag = v != 0;
       return 0;
     }
+    case K::Errno: {
+      int err = get_int(fd, option, &value.integer);
+#ifdef _WIN32  // SO_ERROR holds a Winsock code (WSAECONNREFUSED...), not an errno value
+      if (err == 0 && value.integer != 0) value.integer = wsa_errno((int)value.integer);
+#endif
+      return err;
+    }
     case K::Int:
-    case K::Errno:
     case K::SockType:
     case K::Family:
     case K::Protocol:
