@@ -22,6 +22,10 @@ inline unsigned fork_generation() {
 
 // The same without starting to count: for hot paths of code that has
 // called fork_generation() once already.
+// The process's open handles, where the system counts them (Windows:
+// GetProcessHandleCount); -1 elsewhere. For tests' leak checks.
+long process_handle_count();
+
 inline unsigned fork_generation_seen() { return detail::fork_count.load(std::memory_order_relaxed); }
 
 }  // namespace sock
