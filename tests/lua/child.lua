@@ -46,13 +46,7 @@ function M.run(script, opts, ...)
 		-- cmd /c's own: it strips the first and the last.
 		local cmd = {quote(M.interpreter), quote(M.dir .. '\\children\\' .. script)}
 		for i = 1, select('#', ...) do cmd[#cmd + 1] = quote((select(i, ...))) end
-		local line = 'cmd /v:on /c "' .. table.concat(cmd, ' ') .. ' 2>&1 & echo child exit status: !ERRORLEVEL!"'
-		local p = assert(io.popen(line))
-		local out = p:read('*a')
-		p:close()
-		out = out:gsub('\r\n', '\n')
-		local status = tonumber(out:match('child exit status: (%d+)%s*$'))
-		return status, out
+		return M.shell(table.concat(cmd, ' '))
 	end
 	local cmd = {'exec'}
 	if opts.wrap then cmd[#cmd + 1] = opts.wrap end
@@ -65,6 +59,28 @@ function M.run(script, opts, ...)
 	p:close()
 	local status = tonumber(out:match('child exit status: (%d+)%s*$'))
 	return status, out
+end
+
+-- Windows: runs a command line through cmd.exe and returns its exit status
+-- and everything it wrote to stdout and stderr. (os.execute cannot tell the
+-- status there: the C runtime's system() leaves a stale errno, which Lua
+-- reports instead of the status.) cmd /c strips the outer quotes.
+function M.shell(line)
+	assert(M.windows, 'child.shell is for Windows')
+	local p = assert(io.popen('cmd /v:on /c "' .. line .. ' 2>&1 & echo child exit status: !ERRORLEVEL!"'))
+	local out = p:read('*a')
+	p:close()
+	out = out:gsub('\r\n', '\n')
+	return tonumber(out:match('child exit status: (%d+)%s*$')), out
+end
+
+-- Windows: starts a command line in the background through cmd.exe (start
+-- /b), its output into out_file; returns at once.
+function M.background(line, out_file)
+	assert(M.windows, 'child.background is for Windows')
+	local p = assert(io.popen('start "" /b cmd /c "' .. line .. ' > ' .. quote(out_file) .. ' 2>&1"'))
+	p:read('*a')
+	p:close()
 end
 
 return M

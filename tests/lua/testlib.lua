@@ -35,6 +35,33 @@ function T.not_on_windows(reason)
 	return nil
 end
 
+-- Options that skip a test which counts open fds/handles when this system
+-- cannot count them (T.fd_count() is nil: Windows without a working
+-- sock._handle_count; GetProcessHandleCount gives 0 under Wine 8).
+function T.needs_fd_count()
+	if T.fd_count() == nil then
+		return {skip = 'this system cannot count the process\'s open handles (sock._handle_count)'}
+	end
+	return nil
+end
+
+-- Options that skip a test of unix-domain sockets where there are none:
+-- Windows has AF_UNIX stream sockets since Windows 10 1803, but Wine 8's
+-- Winsock has none. Only probed on Windows: on Linux they must work.
+function T.needs_unix(datagram)
+	if not T.windows then return nil end
+	if datagram then return {skip = 'not on Windows: AF_UNIX datagram sockets (Windows has stream ones only)'} end
+	if T._unix_probe == nil then
+		local s, err = sock.tcp('unix')
+		if s then s:close() end
+		T._unix_probe = s and false or tostring(err)
+	end
+	if T._unix_probe then
+		return {skip = 'AF_UNIX sockets are unavailable in this Winsock (' .. T._unix_probe .. '; Wine 8 has none)'}
+	end
+	return nil
+end
+
 -- Skip the whole file (it tests only what this system lacks). Exits with
 -- 77, which CTest shows as "Skipped".
 function T.skip_file(reason)
@@ -50,7 +77,9 @@ end
 -- there is no way to count.
 function T.fd_count()
 	if T.windows then
-		return sock._handle_count and sock._handle_count() or nil
+		local n = sock._handle_count and sock._handle_count()
+		if not n or n <= 0 then return nil end  -- 0: the system would not say (Wine 8)
+		return n
 	end
 	local p = io.popen('for f in /proc/' .. T.pid() .. '/fd/*; do readlink "$f"; done')
 	local n = 0
@@ -107,6 +136,17 @@ end
 function T.skip(name, reason)
 	skipped = skipped + 1
 	print(('SKIP %s: %s: %s'):format(file, name, tostring(reason)))
+end
+
+-- Inside a test: skip one part of it when `opts` (as T.not_on_windows or
+-- T.needs_unix give) says so; returns whether it did.
+--   if not T.skip_part('abstract names', T.not_on_windows('...')) then ... end
+function T.skip_part(what, opts)
+	if opts and opts.skip then
+		T.skip(what, opts.skip)
+		return true
+	end
+	return false
 end
 
 -- The third argument of T.test / T.plain: the watchdog's seconds, or a
@@ -219,6 +259,18 @@ function T.latch(n)
 		return n == 0
 	end
 	return l
+end
+
+-- A temporary file's name, as os.tmpname: made empty, removed by the
+-- caller. On Windows in %TEMP%: the C runtime's tmpnam names a file in the
+-- root of the current drive (under Wine: the host's /).
+function T.tmpname()
+	if not T.windows then return os.tmpname() end
+	T._tmpn = (T._tmpn or 0) + 1
+	local dir = os.getenv('TEMP') or os.getenv('TMP') or '.'
+	local p = ('%s\\sock-%s-%d.tmp'):format(dir, T.pid(), T._tmpn)
+	assert(io.open(p, 'wb')):close()
+	return p
 end
 
 -- A unix socket path in the temp directory (removed by the caller).
