@@ -43,6 +43,15 @@ target_include_directories(sock_catch2 INTERFACE ${catch_inc})
 include(${SOCK_CATCH2_CMAKE})
 
 file(GLOB CORE_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/core/*.cpp)
+# Not on Windows: test_uring.cpp (io_uring is Linux's). Not yet ported
+# (they drive POSIX calls themselves: pipe, fcntl, poll, socketpair):
+# SOCK_WINDOWS_CORE_TESTS_NOT_PORTED, which the core port shortens as it
+# makes them portable.
+set(SOCK_WINDOWS_CORE_TESTS_NOT_PORTED test_loop.cpp test_options.cpp test_resolver.cpp)
+foreach(f test_uring.cpp ${SOCK_WINDOWS_CORE_TESTS_NOT_PORTED})
+  list(REMOVE_ITEM CORE_TEST_SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/core/${f})
+endforeach()
+message(STATUS "sock: core tests not built for Windows: test_uring.cpp (Linux only); not yet ported: ${SOCK_WINDOWS_CORE_TESTS_NOT_PORTED}")
 add_executable(sock_core_tests ${CORE_TEST_SOURCES})
 target_link_libraries(sock_core_tests PRIVATE sock_core sock_catch2)
 # Discovery runs the .exe (under Wine) after each build. [iocp] tests run the

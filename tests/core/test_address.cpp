@@ -4,10 +4,13 @@
 
 #include "sock/address.hpp"
 
+#include "sock/platform.hpp"  // the system's socket headers (Winsock on Windows)
+#ifndef _WIN32
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/un.h>
+#endif
 
 #include <cerrno>
 #include <cstring>
@@ -31,9 +34,9 @@ size_t count(const AddrList& list) {
 std::string pton_ntop(int af, const char* text) {
   unsigned char bin[16];
   size_t len = 0;
-  if (!inet_pton(af, text, bin, &len)) return "<invalid>";
+  if (!sock::inet_pton(af, text, bin, &len)) return "<invalid>";
   char out[INET6_ADDRSTRLEN];
-  REQUIRE(inet_ntop(af, bin, out, sizeof out));
+  REQUIRE(sock::inet_ntop(af, bin, out, sizeof out));
   return out;
 }
 
@@ -127,18 +130,18 @@ TEST_CASE("inet_pton / inet_ntop round trips to the canonical text", "[address]"
 
   unsigned char bin[16];
   size_t len = 0;
-  REQUIRE(inet_pton(AF_INET, "10.20.30.40", bin, &len));
+  REQUIRE(sock::inet_pton(AF_INET, "10.20.30.40", bin, &len));
   CHECK(len == 4);
   CHECK(bin[0] == 10);
   CHECK(bin[3] == 40);
-  REQUIRE(inet_pton(AF_INET6, "::2", bin, &len));
+  REQUIRE(sock::inet_pton(AF_INET6, "::2", bin, &len));
   CHECK(len == 16);
   CHECK(bin[15] == 2);
-  CHECK_FALSE(inet_pton(AF_UNIX, "::2", bin, &len));
+  CHECK_FALSE(sock::inet_pton(AF_UNIX, "::2", bin, &len));
 
   char small[3];  // "::2" needs 4
-  CHECK_FALSE(inet_ntop(AF_INET6, bin, small, sizeof small));
-  CHECK_FALSE(inet_ntop(AF_UNIX, bin, small, sizeof small));
+  CHECK_FALSE(sock::inet_ntop(AF_INET6, bin, small, sizeof small));
+  CHECK_FALSE(sock::inet_ntop(AF_UNIX, bin, small, sizeof small));
 }
 
 TEST_CASE("SockAddr from IP text formats as ip:port and [ip6]:port", "[address]") {

@@ -70,7 +70,7 @@ end
 
 local SENTINEL = ('\170'):rep(MiB + 128)  -- receive buffers are at most this big
 local FILE_DATA = big_bytes(Random(4242), 150000)  -- what sendfile sends from
-local FILE_PATH = os.tmpname()
+local FILE_PATH = T.tmpname()
 local file = assert(io.open(FILE_PATH, 'wb'))
 file:write(FILE_DATA)
 file:close()
