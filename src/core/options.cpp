@@ -9,6 +9,14 @@
 #include <cstdlib>
 #include <cstring>
 
+// Windows 10 1709 and later have the keep-alive trio; mingw-w64's headers
+// do not name them yet (the values are the Windows SDK's ws2ipdef.h ones).
+#if defined(_WIN32) && !defined(TCP_KEEPIDLE)
+#define TCP_KEEPIDLE 3
+#define TCP_KEEPCNT 16
+#define TCP_KEEPINTVL 17
+#endif
+
 namespace sock {
 
 namespace {
@@ -89,7 +97,7 @@ constexpr OptionInfo kOptions[] = {
 #endif
     {"tcp_notsent_lowat", IPPROTO_TCP, TCP_NOTSENT_LOWAT, K::Int, R, W},
     {"tcp_thin_linear_timeouts", IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, K::Bool, R, W},
-#else  // the BSDs and macOS: the keep-alive trio, under macOS's own name for the first
+#else  // the BSDs, macOS and Windows: the keep-alive trio, under macOS's own name for the first
 #if defined(TCP_KEEPIDLE)
     {"tcp_keepidle", IPPROTO_TCP, TCP_KEEPIDLE, K::Int, R, W},  // seconds
 #elif defined(TCP_KEEPALIVE)
