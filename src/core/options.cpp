@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 // Windows 10 1709 and later have the keep-alive trio; mingw-w64's headers
 // do not name them yet (the values are the Windows SDK's ws2ipdef.h ones).
@@ -318,8 +319,8 @@ int set_option(socket_t fd, const OptionInfo& option, const OptionValue& value) 
     case K::Linger: {
       linger l;
       // (Winsock's l_linger is an unsigned short.)
-      if (value.flag && (value.integer < 0 || value.integer > (long long)(decltype(l.l_linger))(-1) ||
-                         value.integer > INT_MAX))
+      if (value.flag &&
+          (value.integer < 0 || value.integer > (long long)std::numeric_limits<decltype(l.l_linger)>::max()))
         return -EINVAL;
       l.l_onoff = value.flag ? 1 : 0;
       l.l_linger = value.flag ? decltype(l.l_linger)(value.integer) : 0;
