@@ -62,16 +62,8 @@ void run_until(Loop& loop, int n) {
   REQUIRE(completions == n);
 }
 
-// Take what the socket holds now, waiting at most timeout_ms for the first
-// bytes: the byte count, 0 if nothing came.
 size_t drain(socket_t fd, char* buf, size_t cap, int timeout_ms) {
-  size_t got = 0;
-  while (got < cap && test_net::wait_readable(fd, got ? 0 : timeout_ms) == 1) {
-    int n = ::recv(fd, buf + got, (int)(cap - got), 0);
-    if (n <= 0) break;
-    got += (size_t)n;
-  }
-  return got;
+  return test_net::recv_for(fd, buf, cap, timeout_ms);
 }
 
 // A loopback TCP listener on a free port.

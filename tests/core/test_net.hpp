@@ -1,8 +1,10 @@
 // What the core tests need from the system beyond the core itself, in one
-// place: waiting for a socket with a deadline, non-blocking mode, closing,
-// checking that a descriptor is still open, the environment. POSIX and
-// Windows (Winsock) differ here; the tests themselves use these helpers and
-// the core's own portable calls (make_socketpair, close_descriptor, ...).
+// place: waiting for a socket and reading with a deadline, non-blocking mode,
+// closing, checking that a descriptor is still open, the environment, a TCP
+// pair, the loopback interface's name. POSIX and Windows (Winsock) differ
+// here; the tests use these helpers and the core's own portable calls
+// (make_socketpair, close_descriptor, ...), with no #ifdef of their own
+// except to leave out what a platform lacks.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -92,6 +94,19 @@ inline int wait_readable(socket_t fd, int timeout_ms) { return wait_for(fd, POLL
 inline int wait_writable(socket_t fd, int timeout_ms) { return wait_for(fd, POLLOUT, timeout_ms); }
 inline bool is_readable_now(socket_t fd) { return wait_readable(fd, 0) == 1; }
 
+// Read what a non-blocking socket holds, waiting at most timeout_ms for the
+// first bytes, then taking only what is there already: the byte count (0 if
+// nothing came in time, or the stream ended).
+inline size_t recv_for(socket_t fd, char* buf, size_t cap, int timeout_ms) {
+  size_t got = 0;
+  while (got < cap && wait_readable(fd, got ? 0 : timeout_ms) == 1) {
+    int n = (int)::recv(fd, buf + got, (int)(cap - got), 0);
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  return got;
+}
+
 // The descriptor still refers to something open. On POSIX any file (the
 // resolver's wake-up is an eventfd on Linux); on Windows a socket.
 inline bool is_open_descriptor(socket_t fd) {
@@ -131,6 +146,7 @@ struct TcpPair {
   TcpPair() {
     socket_t l = open_socket(AF_INET, SOCK_STREAM);
     REQUIRE(l != sock::invalid_socket);
+    REQUIRE(set_nonblocking(l));
     sockaddr_in sin{};
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -140,11 +156,16 @@ struct TcpPair {
     REQUIRE(::getsockname(l, (sockaddr*)&sin, &len) == 0);
     client = open_socket(AF_INET, SOCK_STREAM);
     REQUIRE(client != sock::invalid_socket);
-    REQUIRE(::connect(client, (sockaddr*)&sin, len) == 0);  // blocking, on loopback: at once
+    REQUIRE(set_nonblocking(client));
+    if (::connect(client, (sockaddr*)&sin, len) != 0) {
+      int e = sock::last_socket_error();  // in progress: EINPROGRESS, or Winsock's WSAEWOULDBLOCK (EAGAIN)
+      REQUIRE((e == EINPROGRESS || e == EAGAIN || e == EWOULDBLOCK));
+    }
+    REQUIRE(wait_readable(l, 5000) == 1);
     server = ::accept(l, nullptr, nullptr);
     REQUIRE(server != sock::invalid_socket);
     close_socket(l);
-    REQUIRE(set_nonblocking(client));
+    REQUIRE(wait_writable(client, 5000) == 1);
     REQUIRE(set_nonblocking(server));
   }
   ~TcpPair() {
