@@ -198,9 +198,8 @@ TEST_CASE("iocp: send_all cut short by its deadline reports exactly what was sen
   Pair pair;
   // Small socket buffers (a loopback TCP pair's grow to megabytes), and a
   // payload far beyond them.
-  int small = 64 * 1024;
-  REQUIRE(::setsockopt(pair.a.fd(), SOL_SOCKET, SO_SNDBUF, reinterpret_cast<const char*>(&small), sizeof small) == 0);
-  REQUIRE(::setsockopt(pair.b.fd(), SOL_SOCKET, SO_RCVBUF, reinterpret_cast<const char*>(&small), sizeof small) == 0);
+  test_net::small_buffers(pair.a.fd());
+  test_net::small_buffers(pair.b.fd());
   std::string payload(32 << 20, 'z');
   Operation op;
   init_op(op, OpKind::send_all, pair.a.io, &payload[0], payload.size());

@@ -94,6 +94,15 @@ inline int wait_readable(socket_t fd, int timeout_ms) { return wait_for(fd, POLL
 inline int wait_writable(socket_t fd, int timeout_ms) { return wait_for(fd, POLLOUT, timeout_ms); }
 inline bool is_readable_now(socket_t fd) { return wait_readable(fd, 0) == 1; }
 
+// Make a socket's kernel buffers small (64 KiB asked): a loopback TCP
+// pair's grow to megabytes, more than a test's "larger than the buffers"
+// payload may be.
+inline void small_buffers(socket_t fd) {
+  int small = 64 * 1024;
+  REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, reinterpret_cast<const char*>(&small), sizeof small) == 0);
+  REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, reinterpret_cast<const char*>(&small), sizeof small) == 0);
+}
+
 // Read what a non-blocking socket holds, waiting at most timeout_ms for the
 // first bytes, then taking only what is there already: the byte count (0 if
 // nothing came in time, or the stream ended).
