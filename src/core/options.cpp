@@ -8,6 +8,15 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
+
+// Windows 10 1709 and later have the keep-alive trio; mingw-w64's headers
+// do not name them yet (the values are the Windows SDK's ws2ipdef.h ones).
+#if defined(_WIN32) && !defined(TCP_KEEPIDLE)
+#define TCP_KEEPIDLE 3
+#define TCP_KEEPCNT 16
+#define TCP_KEEPINTVL 17
+#endif
 
 namespace sock {
 
@@ -89,7 +98,7 @@ constexpr OptionInfo kOptions[] = {
 #endif
     {"tcp_notsent_lowat", IPPROTO_TCP, TCP_NOTSENT_LOWAT, K::Int, R, W},
     {"tcp_thin_linear_timeouts", IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, K::Bool, R, W},
-#else  // the BSDs and macOS: the keep-alive trio, under macOS's own name for the first
+#else  // the BSDs, macOS and Windows: the keep-alive trio, under macOS's own name for the first
 #if defined(TCP_KEEPIDLE)
     {"tcp_keepidle", IPPROTO_TCP, TCP_KEEPIDLE, K::Int, R, W},  // seconds
 #elif defined(TCP_KEEPALIVE)
@@ -310,8 +319,8 @@ int set_option(socket_t fd, const OptionInfo& option, const OptionValue& value) 
     case K::Linger: {
       linger l;
       // (Winsock's l_linger is an unsigned short.)
-      if (value.flag && (value.integer < 0 || value.integer > (long long)(decltype(l.l_linger))(-1) ||
-                         value.integer > INT_MAX))
+      if (value.flag &&
+          (value.integer < 0 || value.integer > (long long)std::numeric_limits<decltype(l.l_linger)>::max()))
         return -EINVAL;
       l.l_onoff = value.flag ? 1 : 0;
       l.l_linger = value.flag ? decltype(l.l_linger)(value.integer) : 0;
