@@ -57,7 +57,9 @@ function T.needs_unix(datagram)
 		T._unix_probe = s and false or tostring(err)
 	end
 	if T._unix_probe then
-		return {skip = 'AF_UNIX sockets are unavailable in this Winsock (' .. T._unix_probe .. '; Wine 8 has none)'}
+		local wine = sock._under_wine and sock._under_wine()
+		return {skip = 'AF_UNIX sockets are unavailable in this Winsock (' .. T._unix_probe
+			.. (wine and ': Wine 8 has none)' or ')')}
 	end
 	return nil
 end

@@ -138,6 +138,15 @@ static int stream_pair(SOCKET fds[2]) {
     int mine_len = sizeof mine;
     getsockname(a, (sockaddr*)&mine, &mine_len);
     for (int tries = 0; tries < 8 && rc == 0; tries++) {
+      // Our own connect arrives at once on loopback; never wait forever.
+      fd_set ready;
+      FD_ZERO(&ready);
+      FD_SET(listener, &ready);
+      timeval limit{5, 0};
+      if (select(0, &ready, nullptr, nullptr, &limit) != 1) {
+        rc = -ETIMEDOUT;
+        break;
+      }
       int peer_len = sizeof peer;
       b = ::accept(listener, (sockaddr*)&peer, &peer_len);
       if (b == INVALID_SOCKET) {
