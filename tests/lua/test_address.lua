@@ -91,6 +91,12 @@ test('no socket type: one entry per type, iterated by addrs()', function()
 		types[a:type()] = true
 		eq(a:tostring(), '127.0.0.1:0')
 	end
+	-- Windows' getaddrinfo gives one entry, of no socket type, where
+	-- glibc's gives one per type.
+	if T.windows then
+		eq(n, 1)
+		return
+	end
 	assert(n >= 2, 'expected several entries')
 	assert(types.tcp and types.udp)
 	local second = ai:next()
@@ -191,7 +197,7 @@ end)
 
 test('ai:free() and later use', function()
 	local ai = assert(sock.addr('127.0.0.1', 0))
-	local second = ai:next()
+	local second = ai:next() or assert(T.windows and ai)  -- (one entry on Windows: see above)
 	local sa = ai.addr
 	local ip = sa:addr()
 	ai:free()
@@ -222,7 +228,7 @@ end)
 test('many lists are collected', function()
 	for i = 1, 2000 do
 		local ai = sock.addr('127.0.0.1', i % 65536)
-		local n = ai:next()
+		local n = ai:next() or ai  -- (one entry on Windows)
 		local s = n.addr
 		if i % 3 == 0 then ai:free() end
 	end
