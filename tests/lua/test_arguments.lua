@@ -155,7 +155,8 @@ T.test('sendfile at an offset past what the file system addresses says value_too
 		print('  (skipped: the file system of ' .. path .. ' addresses offset 2^62)')
 	else
 		T.eq(sent, nil)
-		T.eq(err, 'value_too_large')
+		-- (Windows' C runtime and TransmitFile refuse such an offset as invalid)
+		T.eq(err, T.windows and 'invalid_argument' or 'value_too_large')
 		T.eq(partial, 0)
 	end
 	c:close()

@@ -32,10 +32,17 @@ T.test('sock.tcp{...} and sock.udp{...}: family, protocol and socket options', f
 	T.eq(s:getopt('so_keepalive'), true)
 	T.eq(s:getopt('ipv6_v6only'), true)
 	s:close()
-	s = assert(sock.tcp{ipv6 = true, reuseaddr = true, tcp_keepidle = 30})
+	-- (Wine 8 refuses tcp_keepidle: an integer option it has stands in.)
+	local int_opt, int_val = 'tcp_keepidle', 30
+	if T.wine then int_opt, int_val = 'so_rcvbuf', 65536 end
+	s = assert(sock.tcp{ipv6 = true, reuseaddr = true, [int_opt] = int_val})
 	T.eq(s:family(), 'inet6')
 	T.eq(s:getopt('reuseaddr'), true)
-	T.eq(s:getopt('tcp_keepidle'), 30)
+	if int_opt == 'tcp_keepidle' then
+		T.eq(s:getopt('tcp_keepidle'), 30)
+	else
+		assert(s:getopt(int_opt) >= int_val)
+	end
 	s:close()
 	s = assert(sock.udp{broadcast = true, rcvbuf = 65536})
 	T.eq(s:type(), 'udp')
@@ -60,9 +67,12 @@ T.test('option tables: unknown names and wrong values raise, OS refusals return 
 		T.eq(s, nil)
 		T.eq(err, 'no_such_device')
 	end
-	s, err = sock.tcp{family = 'inet', v6only = true}  -- an IPv6 option on an IPv4 socket
-	T.eq(s, nil)
-	assert(type(err) == 'string')
+	if not T.skip_part('an IPv6 option on an IPv4 socket',
+		T.not_under_wine('Wine 8 accepts IPV6_V6ONLY on an IPv4 socket')) then
+		s, err = sock.tcp{family = 'inet', v6only = true}  -- an IPv6 option on an IPv4 socket
+		T.eq(s, nil)
+		assert(type(err) == 'string')
+	end
 	T.eq(T.fd_count(), fds)
 end)
 
@@ -263,7 +273,10 @@ T.test('bad arguments raise naming the helper and argument', function()
 	T.raises("bad argument #2 to 'listen_unix' (options table expected", sock.listen_unix, '/x', 5)
 	T.raises("bad argument #1 to 'connect_unix'", sock.connect_unix, 7)
 	T.raises("bad argument #2 to 'connect_unix' (local_path", sock.connect_unix, '/x', {local_path = 1})
-	T.raises("bad argument #2 to 'connect_unix' (option 'bogus'", sock.connect_unix, '/x', {bogus = 1})
+	-- Options are checked on the socket made for them: none where there is no AF_UNIX.
+	if not T.skip_part("connect_unix's unknown option", T.needs_unix()) then
+		T.raises("bad argument #2 to 'connect_unix' (option 'bogus'", sock.connect_unix, '/x', {bogus = 1})
+	end
 end)
 
 T.done()

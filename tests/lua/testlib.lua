@@ -45,6 +45,13 @@ function T.needs_fd_count()
 	return nil
 end
 
+-- Options that skip a test under Wine, with what Wine lacks (tested on
+-- Windows itself, it would run).
+function T.not_under_wine(reason)
+	if T.wine then return {skip = 'not under Wine: ' .. reason} end
+	return nil
+end
+
 -- Options that skip a test of unix-domain sockets where there are none:
 -- Windows has AF_UNIX stream sockets since Windows 10 1803, but Wine 8's
 -- Winsock has none. Only probed on Windows: on Linux they must work.
