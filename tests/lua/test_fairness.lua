@@ -59,6 +59,12 @@ local function drain_peer(out_file)
 	return c
 end
 
+-- Under Wine 8 a drain child started in the background (cmd's start /b)
+-- loses its connection: this side sees a reset after the first send while
+-- the child, alive, still waits in its recv (seen 2026-12-06; the same
+-- exchange within one process works). Cause not found; the bulk cases skip.
+local DRAIN_UNDER_WINE = T.not_under_wine('a background drain child loses its connection (a reset here, its recv waits on)')
+
 local function read_file(path)
 	local f = io.open(path)
 	if not f then return '' end
@@ -112,7 +118,7 @@ T.test('a large sendfile to a fast reader lets a 10 ms sleeper wake on time', fu
 	T.eq(sent, size, err)
 	assert(late < MAX_LATE, ('the sleeper woke %.1f ms late'):format(late * 1000))
 	os.remove(out)
-end, 30)
+end, DRAIN_UNDER_WINE or 30)
 
 T.test('two bulk senders to fast readers share the loop within a factor of 2', function()
 	local outs = {T.tmpname(), T.tmpname()}
@@ -135,7 +141,7 @@ T.test('two bulk senders to fast readers share the loop within a factor of 2', f
 	local ratio = math.max(counts[1], counts[2]) / math.max(1, math.min(counts[1], counts[2]))
 	assert(ratio <= 2, ('unfair: %d against %d bytes'):format(counts[1], counts[2]))
 	for _, o in ipairs(outs) do os.remove(o) end
-end, 20)
+end, DRAIN_UNDER_WINE or 20)
 
 T.test('under a connection storm timers fire, and threads of closed connections finish', function()
 	local loadgen = os.getenv('SOCK_LOADGEN')
