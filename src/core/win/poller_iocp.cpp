@@ -456,6 +456,12 @@ class IocpPoller final : public Poller {
     }
     if (rc == 0) {
       if (!(op.handle->backend_state & skips_success)) return Started::posted;
+      // A wake-up that was signalled already: its waiter learns of it
+      // through the port, next turn, as of one signalled later (its owner
+      // expects the wait to finish through the loop, never at once; the
+      // resolver's did, and lost the wake-up). The reset is done then.
+      if (op.kind == OpKind::wakeup && PostQueuedCompletionStatus(port_, 0, 0, &r.overlapped))
+        return Started::posted;
       if (op.kind == OpKind::accept || op.kind == OpKind::connect || op.kind == OpKind::send_file) {
         // The byte count of these comes from the OVERLAPPED.
         DWORD flags = 0;
