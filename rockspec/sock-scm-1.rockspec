@@ -1,8 +1,11 @@
 -- The development rockspec: builds the working tree it sits in.
 --   luarocks make rockspec/sock-scm-1.rockspec                      (default Lua)
 --   luarocks --lua-version 5.4 make rockspec/sock-scm-1.rockspec    (a given one)
--- CMake builds one sock.so for the Lua whose headers luarocks names
--- (LUA_INCDIR) and installs it into the rock's lib dir; nothing else.
+-- CMake builds one sock.so (sock.dll on Windows) for the Lua whose headers
+-- luarocks names (LUA_INCDIR) and installs it into the rock's lib dir;
+-- nothing else. On Windows the module links the Lua DLL's import library
+-- (LUA_LIBDIR/LUALIB); the Windows build is tested cross-compiled with
+-- mingw-w64 under Wine, the rock itself on Windows (MSVC or mingw) is not.
 rockspec_format = "3.0"
 package = "sock"
 version = "scm-1"
@@ -24,7 +27,7 @@ LuaJIT 2.1. A C++17 core with a thin binding; one sock.so, no Lua files.
    license = "MIT",
    labels = { "socket", "networking", "async", "coroutine", "epoll", "io_uring", "tls" },
 }
-supported_platforms = { "linux" }
+supported_platforms = { "linux", "windows" }
 dependencies = {
    "lua >= 5.1, < 5.5",
 }
@@ -44,5 +47,12 @@ build = {
       SOCK_TESTS = "OFF",
       SOCK_TLS = "ON",
       OPENSSL_ROOT_DIR = "$(OPENSSL_DIR)",
+   },
+   platforms = {
+      windows = {
+         variables = {
+            SOCK_LUA_LIBRARY = "$(LUA_LIBDIR)/$(LUALIB)",
+         },
+      },
    },
 }

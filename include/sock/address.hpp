@@ -3,8 +3,7 @@
 // name resolution; and text <-> binary IP conversion. No Lua in here.
 #pragma once
 
-#include <netdb.h>
-#include <sys/socket.h>
+#include "sock/platform.hpp"  // sockaddr, addrinfo, socklen_t
 
 #include <cstddef>
 #include <memory>

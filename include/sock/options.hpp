@@ -17,6 +17,8 @@
 #include <cstddef>
 #include <string_view>
 
+#include "sock/platform.hpp"
+
 namespace sock {
 
 enum class OptionKind {
@@ -85,8 +87,8 @@ const OptionInfo* find_option(std::string_view name);
 // 0 or -errno. Values the kernel could never take (an int option out of int
 // range, a negative time, a malformed group address) are -EINVAL; an unknown
 // interface name is -ENODEV; a read-only option is -ENOPROTOOPT.
-int set_option(int fd, const OptionInfo& option, const OptionValue& value);
+int set_option(socket_t fd, const OptionInfo& option, const OptionValue& value);
 // 0 or -errno; fills the members of `value` the option's kind uses.
-int get_option(int fd, const OptionInfo& option, OptionValue& value);
+int get_option(socket_t fd, const OptionInfo& option, OptionValue& value);
 
 }  // namespace sock

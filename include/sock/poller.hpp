@@ -101,8 +101,9 @@ uint32_t new_poller_id();
 std::unique_ptr<Poller> make_epoll_poller(int* err);
 std::unique_ptr<Poller> make_uring_poller(int* err);
 std::unique_ptr<Poller> make_kqueue_poller(int* err);
+std::unique_ptr<Poller> make_iocp_poller(int* err);
 
-// The backend named `name` ("epoll", "io_uring", "kqueue"), or the default for this
+// The backend named `name` ("epoll", "io_uring", "kqueue", "iocp"), or the default for this
 // platform when name is null or empty. Falls back to the default when the one
 // asked for cannot be set up, and then says why in *fallback_reason.
 std::unique_ptr<Poller> make_poller(const char* name, const char** fallback_reason);

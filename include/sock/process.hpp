@@ -22,6 +22,18 @@ inline unsigned fork_generation() {
 
 // The same without starting to count: for hot paths of code that has
 // called fork_generation() once already.
+// The process's open handles, where the system counts them (Windows:
+// GetProcessHandleCount); -1 elsewhere. For tests' leak checks.
+long process_handle_count();
+
+// CPU time this process has used, user + system, in seconds. (Lua's
+// os.clock is wall time on Windows, where its C runtime's clock() is.)
+double process_cpu_seconds();
+
+// Whether this is a Windows build running under Wine (which the tests must
+// know: a few of its socket calls differ from Windows'); false elsewhere.
+bool running_under_wine();
+
 inline unsigned fork_generation_seen() { return detail::fork_count.load(std::memory_order_relaxed); }
 
 }  // namespace sock

@@ -68,7 +68,7 @@ class Resolver {
   int open();
   // What an OpKind::wakeup op waits on: it completes when take() may have
   // something. -1 before open().
-  int fd() const { return efd_; }
+  socket_t fd() const { return efd_; }
   // A fork's child: close this process's copies of the wake-up's
   // descriptors, touching nothing else (the parent's workers may have held
   // the lock when it forked). The resolver must not be used afterwards.
@@ -115,7 +115,7 @@ class Resolver {
   std::shared_ptr<Shared> sh_;
   std::vector<std::thread> threads_;  // started so far (joined when the resolver goes, or detached if in a lookup)
   unsigned max_threads_;
-  int efd_ = -1;  // the wake-up's fd, read without the lock (also in a fork's child)
+  socket_t efd_ = invalid_socket;  // the wake-up's fd, read without the lock (also in a fork's child)
 };
 
 }  // namespace sock

@@ -3,7 +3,7 @@
 // value) on success and -errno on failure; none of them throws.
 #pragma once
 
-#include <sys/socket.h>
+#include "sock/platform.hpp"
 
 #include "sock/operation.hpp"
 
@@ -19,10 +19,10 @@ class Socket {
   // Create an fd of the given kind; 0 or -errno.
   int open(int family, int type, int protocol);
   // Take ownership of an fd made elsewhere (accept, socketpair).
-  void adopt(int fd, int family, int type, int protocol);
+  void adopt(socket_t fd, int family, int type, int protocol);
 
-  bool is_open() const { return io.fd >= 0; }
-  int fd() const { return io.fd; }
+  bool is_open() const { return io.fd != invalid_socket; }
+  socket_t fd() const { return io.fd; }
 
   int bind(const sockaddr* addr, socklen_t len);
   int listen(int backlog);
@@ -30,6 +30,9 @@ class Socket {
   // writability (an OpKind::connect), -errno on failure.
   int connect(const sockaddr* addr, socklen_t len);
   int shutdown(int how);
+  // A datagram socket forgets its peer (connect to AF_UNSPEC on POSIX, to
+  // an all-zero address on Windows): 0 or -errno.
+  int disconnect();
   int local_address(sockaddr_storage& out, socklen_t& len) const;
   int peer_address(sockaddr_storage& out, socklen_t& len) const;
 
@@ -44,10 +47,13 @@ class Socket {
 
 // Close a descriptor the core handed out and nobody took (an accepted
 // connection whose taker went away): 0 or -errno.
-int close_descriptor(int fd);
+int close_descriptor(socket_t fd);
 
-// A connected pair of sockets of the given type (AF_UNIX); 0 or -errno.
-int make_socketpair(int type, int fds[2]);
+// A connected pair of sockets of the given type; 0 or -errno. Their family
+// is socketpair_family: AF_UNIX, or AF_INET on Windows, which has no
+// socketpair() and gets two connected loopback sockets instead.
+int make_socketpair(int type, socket_t fds[2]);
+extern const int socketpair_family;
 
 // The largest listen backlog the system allows (somaxconn).
 int max_listen_backlog();

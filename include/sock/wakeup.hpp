@@ -18,7 +18,7 @@ class Wakeup {
 
   // 0 or -errno.
   int open();
-  bool is_open() const { return read_fd_ >= 0; }
+  bool is_open() const { return read_fd_ != invalid_socket; }
   // Any thread, any time after open(); never blocks.
   void signal();
   // Loop thread: reset it. (The wakeup op does this itself; true if it was set.)
@@ -31,15 +31,15 @@ class Wakeup {
   // The handle the loop waits on: give it to an OpKind::wakeup op. Its fd is
   // the read side; `io.fd` is copied into the waiter's own handle by callers
   // that register it with a loop (see lua_dns.cpp).
-  int wait_fd() const { return read_fd_; }
+  socket_t wait_fd() const { return read_fd_; }
 
  private:
-  int read_fd_ = -1;
-  int write_fd_ = -1;  // the same as read_fd_ for an eventfd
+  socket_t read_fd_ = invalid_socket;  // (a socket on Windows, where the loop can wait for nothing else)
+  socket_t write_fd_ = invalid_socket;  // the same as read_fd_ for an eventfd
 };
 
 // What an OpKind::wakeup op does when its fd is ready: reset it. True if it
 // had been signalled (the op completes), false if not (it keeps waiting).
-bool wakeup_clear_fd(int fd);
+bool wakeup_clear_fd(socket_t fd);
 
 }  // namespace sock

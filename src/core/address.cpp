@@ -3,10 +3,6 @@
 #include "sock/error.hpp"
 #include "sock/platform.hpp"
 
-#include <arpa/inet.h>
-#include <net/if.h>
-#include <netinet/in.h>
-#include <sys/un.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -96,7 +92,7 @@ int default_protocol(int socktype) {
 
 SockAddr::SockAddr(const sockaddr* sa, socklen_t salen) {
   if (!sa) return;
-  len = salen > sizeof(storage) ? socklen_t(sizeof(storage)) : salen;
+  len = (size_t)salen > sizeof(storage) ? socklen_t(sizeof(storage)) : salen;
   std::memcpy(&storage, sa, len);
 }
 
@@ -114,18 +110,18 @@ bool SockAddr::ip_string(char* out, size_t cap) const {
   switch (family()) {
     case AF_INET: {
       const auto* in = reinterpret_cast<const sockaddr_in*>(&storage);
-      return inet_ntop(AF_INET, &in->sin_addr, out, cap);
+      return sock::inet_ntop(AF_INET, &in->sin_addr, out, cap);
     }
     case AF_INET6: {
       const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&storage);
-      return inet_ntop(AF_INET6, &in6->sin6_addr, out, cap);
+      return sock::inet_ntop(AF_INET6, &in6->sin6_addr, out, cap);
     }
     default: return false;
   }
 }
 
 std::string SockAddr::unix_path() const {
-  if (family() != AF_UNIX || len <= kSunPathOffset) return {};
+  if (family() != AF_UNIX || (size_t)len <= kSunPathOffset) return {};
   const auto* un = reinterpret_cast<const sockaddr_un*>(&storage);
   size_t n = len - kSunPathOffset;
   if (n > kSunPathSize) n = kSunPathSize;

@@ -1,4 +1,5 @@
 #include "sock/error.hpp"
+#include "sock/platform.hpp"  // the errno names Windows lacks
 
 #include <cerrno>
 #include <cstring>

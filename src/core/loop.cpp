@@ -78,7 +78,7 @@ void Loop::close_handle(IoHandle& handle) {
 }
 
 int Loop::close_fd(IoHandle& handle) {
-  if (handle.fd < 0) return 0;
+  if (handle.fd == invalid_socket) return 0;
   cancel_waiters(handle);
   return poller_->close(handle);
 }

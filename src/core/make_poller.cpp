@@ -36,9 +36,19 @@ std::unique_ptr<Poller> make_epoll_poller(int* err) {
 }
 #endif
 
-// The platform's own backend: kqueue where the kernel has it, else epoll.
+#ifndef _WIN32
+std::unique_ptr<Poller> make_iocp_poller(int* err) {
+  if (err) *err = ENOSYS;
+  return nullptr;
+}
+#endif
+
+// The platform's own backend: IOCP on Windows, kqueue where the kernel has
+// it, else epoll.
 static std::unique_ptr<Poller> make_default_poller() {
-#if defined(SOCK_HAVE_KQUEUE) && (defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
+#if defined(_WIN32)
+  return make_iocp_poller(nullptr);
+#elif defined(SOCK_HAVE_KQUEUE) && (defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
                                   defined(__NetBSD__) || defined(__DragonFly__))
   return make_kqueue_poller(nullptr);
 #else
@@ -94,6 +104,13 @@ std::unique_ptr<Poller> make_poller(const char* name, const char** fallback_reas
     int err = 0;
     if (auto p = make_uring_poller(&err)) return p;
     if (fallback_reason) *fallback_reason = uring_failure(err);
+  }
+  if (name && !std::strcmp(name, "iocp")) {
+    int err = 0;
+    if (auto p = make_iocp_poller(&err)) return p;
+    if (fallback_reason)
+      *fallback_reason = err == ENOSYS ? "iocp is Windows' backend: not built in here"
+                                       : "iocp unavailable: the completion port or Winsock's extensions could not be set up";
   }
   if (name && !std::strcmp(name, "kqueue")) {
     int err = 0;

@@ -2,19 +2,21 @@
 
 #include "sock/address.hpp"
 
-#include <arpa/inet.h>
-#include <net/if.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-
 #include <cerrno>
 #include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
+
+// Windows 10 1709 and later have the keep-alive trio; mingw-w64's headers
+// do not name them yet (the values are the Windows SDK's ws2ipdef.h ones).
+#if defined(_WIN32) && !defined(TCP_KEEPIDLE)
+#define TCP_KEEPIDLE 3
+#define TCP_KEEPCNT 16
+#define TCP_KEEPINTVL 17
+#endif
 
 namespace sock {
 
@@ -29,7 +31,9 @@ constexpr bool R = true, W = true, NO = false;
 constexpr OptionInfo kOptions[] = {
     // ---- SOL_SOCKET ----
     {"so_reuseaddr", SOL_SOCKET, SO_REUSEADDR, K::Bool, R, W},
+#ifdef SO_REUSEPORT  // (not on Windows)
     {"so_reuseport", SOL_SOCKET, SO_REUSEPORT, K::Bool, R, W},
+#endif
     {"so_keepalive", SOL_SOCKET, SO_KEEPALIVE, K::Bool, R, W},
     {"so_linger", SOL_SOCKET, SO_LINGER, K::Linger, R, W},
     {"so_rcvbuf", SOL_SOCKET, SO_RCVBUF, K::Int, R, W},
@@ -73,7 +77,9 @@ constexpr OptionInfo kOptions[] = {
 
     // ---- IPPROTO_TCP ----
     {"tcp_nodelay", IPPROTO_TCP, TCP_NODELAY, K::Bool, R, W},
+#ifdef TCP_MAXSEG  // (not on Windows)
     {"tcp_maxseg", IPPROTO_TCP, TCP_MAXSEG, K::Int, R, W},
+#endif
 #ifdef __linux__
     {"tcp_keepidle", IPPROTO_TCP, TCP_KEEPIDLE, K::Int, R, W},    // seconds
     {"tcp_keepintvl", IPPROTO_TCP, TCP_KEEPINTVL, K::Int, R, W},  // seconds
@@ -92,7 +98,7 @@ constexpr OptionInfo kOptions[] = {
 #endif
     {"tcp_notsent_lowat", IPPROTO_TCP, TCP_NOTSENT_LOWAT, K::Int, R, W},
     {"tcp_thin_linear_timeouts", IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, K::Bool, R, W},
-#else  // the BSDs and macOS: the keep-alive trio, under macOS's own name for the first
+#else  // the BSDs, macOS and Windows: the keep-alive trio, under macOS's own name for the first
 #if defined(TCP_KEEPIDLE)
     {"tcp_keepidle", IPPROTO_TCP, TCP_KEEPIDLE, K::Int, R, W},  // seconds
 #elif defined(TCP_KEEPALIVE)
@@ -221,21 +227,24 @@ bool parse_ip(int af, std::string_view text, void* out) {
   return true;
 }
 
-int set_raw(int fd, const OptionInfo& option, const void* data, socklen_t len) {
-  return setsockopt(fd, option.level, option.optname, data, len) == 0 ? 0 : -errno;
+// (Winsock's setsockopt/getsockopt take char pointers; POSIX's take void.)
+int set_raw(socket_t fd, const OptionInfo& option, const void* data, socklen_t len) {
+  return setsockopt(fd, option.level, option.optname, static_cast<const char*>(data), len) == 0 ? 0
+                                                                                              : -last_socket_error();
 }
 
-int set_int(int fd, const OptionInfo& option, long long value) {
+int set_int(socket_t fd, const OptionInfo& option, long long value) {
   if (value < INT_MIN || value > INT_MAX) return -EINVAL;
   int v = int(value);
   return set_raw(fd, option, &v, sizeof v);
 }
 
-int get_raw(int fd, const OptionInfo& option, void* data, socklen_t* len) {
-  return getsockopt(fd, option.level, option.optname, data, len) == 0 ? 0 : -errno;
+int get_raw(socket_t fd, const OptionInfo& option, void* data, socklen_t* len) {
+  return getsockopt(fd, option.level, option.optname, static_cast<char*>(data), len) == 0 ? 0
+                                                                                         : -last_socket_error();
 }
 
-int get_int(int fd, const OptionInfo& option, long long* out) {
+int get_int(socket_t fd, const OptionInfo& option, long long* out) {
   int v = 0;
   socklen_t len = sizeof v;
   if (int err = get_raw(fd, option, &v, &len)) return err;
@@ -283,7 +292,7 @@ OptionLookup lookup_option(std::string_view name) {
 
 const OptionInfo* find_option(std::string_view name) { return lookup_option(name).info; }
 
-int set_option(int fd, const OptionInfo& option, const OptionValue& value) {
+int set_option(socket_t fd, const OptionInfo& option, const OptionValue& value) {
   if (!option.writable) return -ENOPROTOOPT;
   switch (option.kind) {
     case K::Bool: return set_int(fd, option, value.flag ? 1 : 0);
@@ -297,16 +306,24 @@ int set_option(int fd, const OptionInfo& option, const OptionValue& value) {
       double s = value.seconds;
       if (!(s >= 0)) return -EINVAL;  // negative or NaN
       if (s > 1e12) s = 1e12;         // far beyond what the kernel distinguishes
+#ifdef _WIN32  // Winsock's timeouts are a DWORD of milliseconds
+      DWORD ms = s * 1000 >= 4294967295.0 ? DWORD(4294967295u) : DWORD(s * 1000);
+      return set_raw(fd, option, &ms, sizeof ms);
+#else
       timeval tv;
       tv.tv_sec = time_t(s);
       tv.tv_usec = suseconds_t((s - double(tv.tv_sec)) * 1e6);
       return set_raw(fd, option, &tv, sizeof tv);
+#endif
     }
     case K::Linger: {
-      if (value.flag && (value.integer < 0 || value.integer > INT_MAX)) return -EINVAL;
       linger l;
+      // (Winsock's l_linger is an unsigned short.)
+      if (value.flag &&
+          (value.integer < 0 || value.integer > (long long)std::numeric_limits<decltype(l.l_linger)>::max()))
+        return -EINVAL;
       l.l_onoff = value.flag ? 1 : 0;
-      l.l_linger = value.flag ? int(value.integer) : 0;
+      l.l_linger = value.flag ? decltype(l.l_linger)(value.integer) : 0;
       return set_raw(fd, option, &l, sizeof l);
     }
     case K::String: {
@@ -386,7 +403,7 @@ int set_option(int fd, const OptionInfo& option, const OptionValue& value) {
   return -ENOPROTOOPT;
 }
 
-int get_option(int fd, const OptionInfo& option, OptionValue& value) {
+int get_option(socket_t fd, const OptionInfo& option, OptionValue& value) {
   if (!option.readable) return -ENOPROTOOPT;
   switch (option.kind) {
     case K::Bool: {
@@ -395,8 +412,14 @@ int get_option(int fd, const OptionInfo& option, OptionValue& value) {
       value.flag = v != 0;
       return 0;
     }
+    case K::Errno: {
+      int err = get_int(fd, option, &value.integer);
+#ifdef _WIN32  // SO_ERROR holds a Winsock code (WSAECONNREFUSED...), not an errno value
+      if (err == 0 && value.integer != 0) value.integer = wsa_errno((int)value.integer);
+#endif
+      return err;
+    }
     case K::Int:
-    case K::Errno:
     case K::SockType:
     case K::Family:
     case K::Protocol:
@@ -418,10 +441,17 @@ int get_option(int fd, const OptionInfo& option, OptionValue& value) {
       return 0;
     }
     case K::Seconds: {
+#ifdef _WIN32
+      DWORD ms = 0;
+      socklen_t len = sizeof ms;
+      if (int err = get_raw(fd, option, &ms, &len)) return err;
+      value.seconds = double(ms) / 1000;
+#else
       timeval tv{};
       socklen_t len = sizeof tv;
       if (int err = get_raw(fd, option, &tv, &len)) return err;
       value.seconds = double(tv.tv_sec) + double(tv.tv_usec) / 1e6;
+#endif
       return 0;
     }
     case K::Linger: {
@@ -435,7 +465,7 @@ int get_option(int fd, const OptionInfo& option, OptionValue& value) {
     case K::String: {
       socklen_t len = sizeof(value.result) - 1;
       if (int err = get_raw(fd, option, value.result, &len)) return err;
-      if (len > sizeof(value.result) - 1) len = sizeof(value.result) - 1;
+      if ((size_t)len > sizeof(value.result) - 1) len = sizeof(value.result) - 1;
       value.result[len] = '\0';
       return 0;
     }
@@ -456,7 +486,7 @@ int get_option(int fd, const OptionInfo& option, OptionValue& value) {
       in_addr addr{};
       socklen_t len = sizeof addr;
       if (int err = get_raw(fd, option, &addr, &len)) return err;
-      if (!inet_ntop(AF_INET, &addr, value.result, sizeof value.result)) return -EINVAL;
+      if (!sock::inet_ntop(AF_INET, &addr, value.result, sizeof value.result)) return -EINVAL;
       return 0;
     }
     case K::Membership4:

@@ -1,10 +1,7 @@
 #include "sock/resolver.hpp"
 #include "sock/wakeup.hpp"
 
-#include <dlfcn.h>
-#include <pthread.h>
-#include <signal.h>
-#include <unistd.h>
+#include "worker_threads.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -90,7 +87,7 @@ Resolver::~Resolver() {
 }
 
 int Resolver::open() {
-  if (efd_ >= 0) return 0;
+  if (efd_ != invalid_socket) return 0;
   std::lock_guard<std::mutex> lock(sh_->mu);
   int rc = sh_->wake.open();
   if (rc < 0) return rc;
@@ -101,33 +98,16 @@ int Resolver::open() {
 void Resolver::drop_after_fork() {
   // No lock: a worker of the parent may have held it when it forked.
   sh_->wake.drop_after_fork();
-  efd_ = -1;
-}
-
-// A worker may outlive the resolver (see ~Resolver), and with it the Lua
-// state, which then unloads the module the worker's code is in: keep that
-// code loaded for the rest of the process once a worker has started.
-// (pthread_once, not std::call_once: libstdc++'s call_once keeps its state
-// in thread-local storage, which LeakSanitizer cannot walk in a library
-// loaded with dlopen, as a Lua module is.)
-static void pin_this_library() {
-  Dl_info info;
-  if (::dladdr(reinterpret_cast<void*>(&pin_this_library), &info) && info.dli_fname)
-    ::dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-}
-
-static void keep_code_loaded() {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, pin_this_library);
+  efd_ = invalid_socket;
 }
 
 bool Resolver::start_worker() {
-  keep_code_loaded();
-  // The workers must not take the host program's signals: block them all in
-  // the new thread (it inherits the mask of the thread that creates it).
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
+  // A worker may outlive the resolver (see ~Resolver), and with it the Lua
+  // state, which then unloads the module the worker's code is in.
+  detail::keep_code_loaded();
+  // The workers must not take the host program's signals: the new thread
+  // starts with them all blocked.
+  detail::SignalsBlocked blocked;
   bool ok = true;
   try {
     sh_->in_lookup.push_back(0);
@@ -135,13 +115,12 @@ bool Resolver::start_worker() {
   } catch (const std::exception&) {  // std::system_error, std::bad_alloc
     ok = false;
   }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return ok;
 }
 
 int Resolver::submit(std::unique_ptr<ResolveJob>& job) {
   if (!job) return -EINVAL;
-  if (efd_ < 0) return -EBADF;
+  if (efd_ == invalid_socket) return -EBADF;
   std::unique_lock<std::mutex> lock(sh_->mu);
   // One more thread when every one is busy, up to the maximum.
   if (sh_->idle <= sh_->queue.size() && threads_.size() < max_threads_) {

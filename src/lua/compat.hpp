@@ -5,15 +5,18 @@
 
 #include <atomic>
 
+// In extern "C", as lua.hpp does: the headers declare C functions, and with
+// LUA_BUILD_AS_DLL (the module on Windows, linked against the Lua DLL's
+// import library) their LUA_API is only __declspec(dllimport), without the
+// extern "C" some distributions add to it.
 extern "C" {
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
-}
-
 #if defined(LUAJIT_VERSION) || __has_include(<luajit.h>)
 #include <luajit.h>
 #endif
+}
 
 // luaL_error for the binding: the error carries the position of the
 // program's line that called sock, as luaL_error's does, except that frames

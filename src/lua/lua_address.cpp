@@ -15,9 +15,6 @@
 #include "sock/address.hpp"
 #include "sock/error.hpp"
 
-#include <arpa/inet.h>
-#include <net/if.h>
-#include <netinet/in.h>
 
 #include <cerrno>
 #include <cstdio>

@@ -5,8 +5,7 @@
 
 #include "compat.hpp"
 
-#include <netdb.h>
-#include <sys/socket.h>
+#include "sock/platform.hpp"  // sockaddr, addrinfo
 
 // With the module table at the top of the stack, creates the ai/sa/ip
 // metatables and sets addr, inet_pton, inet_ntop, is_ipv4, is_ipv6,

@@ -31,6 +31,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string_view>
 #include <string>
 
 #include "lua/lua_socket.hpp"
@@ -102,9 +103,10 @@ Outcome check(const LuaSocket* ls, const Req& r) {
     }
     case kUntil: {
       size_t window = std::min(a, sat_add(r.limit, r.dlen));
-      const void* at = window >= r.dlen ? memmem(p, window, r.delim, r.dlen) : nullptr;
-      if (at) {
-        size_t i = (size_t)(static_cast<const char*>(at) - p);
+      // (std::string_view::find: memmem is not on every system.)
+      size_t i = window >= r.dlen ? std::string_view(p, window).find(std::string_view(r.delim, r.dlen))
+                                  : std::string_view::npos;
+      if (i != std::string_view::npos) {
         return {St::done, i, i + r.dlen};
       }
       if (a >= sat_add(r.limit, r.dlen)) return {St::too_long};

@@ -230,7 +230,7 @@ int push_value(lua_State* L, const sock::OptionInfo& opt, const sock::OptionValu
 
 }  // namespace
 
-int sock_lua_setopt(lua_State* L, int fd, const char* fname) {
+int sock_lua_setopt(lua_State* L, sock::socket_t fd, const char* fname) {
   const sock::OptionInfo& opt = check_option(L, fname);
   if (!opt.writable) {
     char msg[96];
@@ -240,21 +240,21 @@ int sock_lua_setopt(lua_State* L, int fd, const char* fname) {
   sock::OptionValue value;
   Scratch scratch;
   check_value(L, fname, opt, value, scratch);
-  if (fd < 0) return push_failure(L, sock::ERR_CLOSED);
+  if (fd == sock::invalid_socket) return push_failure(L, sock::ERR_CLOSED);
   int rc = sock::set_option(fd, opt, value);
   if (rc < 0) return push_failure(L, -rc);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-int sock_lua_getopt(lua_State* L, int fd, const char* fname) {
+int sock_lua_getopt(lua_State* L, sock::socket_t fd, const char* fname) {
   const sock::OptionInfo& opt = check_option(L, fname);
   if (!opt.readable) {
     char msg[96];
     std::snprintf(msg, sizeof msg, "socket option '%s' is write-only", opt.name);
     raise_arg(L, 2, fname, msg);
   }
-  if (fd < 0) return push_failure(L, sock::ERR_CLOSED);
+  if (fd == sock::invalid_socket) return push_failure(L, sock::ERR_CLOSED);
   sock::OptionValue value;
   int rc = sock::get_option(fd, opt, value);
   if (rc < 0) return push_failure(L, -rc);

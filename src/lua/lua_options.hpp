@@ -4,6 +4,7 @@
 #pragma once
 
 #include "compat.hpp"
+#include "sock/platform.hpp"
 
 // Option name at stack index 2, value at 3 (1 is the socket). Pushes `true`,
 // or `nil, err` when the OS refuses (err normalized: 'option_not_supported',
@@ -20,7 +21,7 @@
 // memberships (ip_add_membership, ipv6_join_group, ...) a group address or a
 // table {group = addr, interface = addr|name|index}, and the source-specific
 // ones {group = addr, source = addr[, interface = addr]}.
-int sock_lua_setopt(lua_State* L, int fd, const char* fname);
+int sock_lua_setopt(lua_State* L, sock::socket_t fd, const char* fname);
 
 // Option name at stack index 2. Pushes the value, or `nil, err`. so_error
 // pushes its normalized error name, or a lone nil when there is no pending
@@ -28,4 +29,4 @@ int sock_lua_setopt(lua_State* L, int fd, const char* fname);
 // so_protocol names ('tcp', 'inet6', ...); so_peercred a table {pid, uid, gid}.
 // Raises, naming `fname`, on an unknown or ambiguous name or a write-only
 // option.
-int sock_lua_getopt(lua_State* L, int fd, const char* fname);
+int sock_lua_getopt(lua_State* L, sock::socket_t fd, const char* fname);

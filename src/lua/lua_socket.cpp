@@ -3,8 +3,6 @@
 // the calling thread) when the syscall would block.
 #include "lua/lua_socket.hpp"
 
-#include <netinet/in.h>
-#include <sys/un.h>
 
 #include <cerrno>
 #include <cmath>
@@ -84,9 +82,7 @@ static size_t check_size(lua_State* L, int idx, const char* fname, const char* w
 // The MSG_* flags a send or receive call may pass on to the kernel. Other
 // bits are refused here: the kernel ignores some and rejects others, and not
 // alike on both backends (a flags of -1 "worked" on epoll).
-constexpr long long kKnownMsgFlags = MSG_OOB | MSG_PEEK | MSG_DONTROUTE | MSG_DONTWAIT | MSG_WAITALL | MSG_EOR |
-                                     MSG_NOSIGNAL | MSG_MORE | MSG_TRUNC | MSG_CTRUNC | MSG_CONFIRM |
-                                     MSG_ERRQUEUE | MSG_CMSG_CLOEXEC;
+constexpr long long kKnownMsgFlags = sock::known_msg_flags;
 
 static int opt_flags(lua_State* L, int idx, const char* fname) {
   if (lua_isnoneornil(L, idx)) return 0;
@@ -140,7 +136,7 @@ static void undo_op(void* ctx) {
       return;
     }
     case sock::OpKind::accept:
-      if (w.op.result >= 0) sock::close_descriptor((int)w.op.result);  // nobody will take it
+      if (w.op.result >= 0) sock::close_descriptor((sock::socket_t)w.op.result);  // nobody will take it
       return;
     default:
       return;
@@ -373,12 +369,12 @@ static int l_socketpair(lua_State* L) {
     if (type != SOCK_STREAM && type != SOCK_DGRAM)
       sock_error(L, "bad argument #1 to 'socketpair' (expected 'tcp' or 'udp', got '%s')", t);
   }
-  int fds[2];
+  sock::socket_t fds[2];
   int rc = sock::make_socketpair(type, fds);
   if (rc < 0) return sock_lua_fail(L, -rc);
   for (int i = 0; i < 2; i++) {
     LuaSocket* ls = new_socket(L, S, type);
-    ls->s.adopt(fds[i], AF_UNIX, type, 0);
+    ls->s.adopt(fds[i], sock::socketpair_family, type, 0);
     ls->bound = true;
   }
   return 2;
@@ -451,7 +447,7 @@ static int l_protocol(lua_State* L) {
 }
 
 static int l_fileno(lua_State* L) {
-  lua_pushinteger(L, sock_lua_checksocket(L, 1, "fileno")->s.fd());
+  lua_pushinteger(L, (lua_Integer)sock_lua_checksocket(L, 1, "fileno")->s.fd());
   return 1;
 }
 
@@ -459,7 +455,7 @@ static int l_tostring(lua_State* L) {
   LuaSocket* ls = sock_lua_checksocket(L, 1, "__tostring");
   const char* type = sock::socktype_name(ls->s.type);
   if (ls->s.is_open())
-    lua_pushfstring(L, "sock.%s (fd %d): %p", type ? type : "socket", ls->s.fd(), (void*)ls);
+    lua_pushfstring(L, "sock.%s (fd %d): %p", type ? type : "socket", (int)ls->s.fd(), (void*)ls);
   else
     lua_pushfstring(L, "sock.%s (closed): %p", type ? type : "socket", (void*)ls);
   return 1;
@@ -575,10 +571,8 @@ static int l_connect(lua_State* L) {
     sockaddr_storage local;
     socklen_t local_len;
     bool had_local = ls->s.local_address(local, local_len) == 0;
-    sockaddr unspec{};
-    unspec.sa_family = AF_UNSPEC;
-    int rc = ls->s.connect(&unspec, sizeof unspec);
-    if (rc < 0 && rc != -EAFNOSUPPORT) return sock_lua_fail(L, -rc);
+    int rc = ls->s.disconnect();
+    if (rc < 0) return sock_lua_fail(L, -rc);
     // Linux drops a port the kernel picked (bind to port 0) when a UDP
     // socket disconnects; peers still send to it, so take it back.
     sockaddr_storage now;
@@ -660,11 +654,11 @@ static void set_addr_fields(lua_State* L, const sockaddr* sa_ptr, socklen_t len,
 }
 
 static bool keep_compact(CompactAddr& out, const sockaddr_storage& ss, socklen_t len) {
-  if (ss.ss_family == AF_INET && len >= sizeof(sockaddr_in)) {
+  if (ss.ss_family == AF_INET && (size_t)len >= sizeof(sockaddr_in)) {
     std::memcpy(&out.in, &ss, sizeof(sockaddr_in));
     return true;
   }
-  if (ss.ss_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+  if (ss.ss_family == AF_INET6 && (size_t)len >= sizeof(sockaddr_in6)) {
     std::memcpy(&out.in6, &ss, sizeof(sockaddr_in6));
     return true;
   }
@@ -694,7 +688,7 @@ static SocketAddresses& addresses(LuaSocket* ls) {
 static int push_accepted(lua_State* co, LuaWait& w) {
   if (w.op.result < 0) return sock_lua_fail(co, (int)-w.op.result);
   LuaSocket* listener = w.socket;
-  int fd = (int)w.op.result;
+  sock::socket_t fd = (sock::socket_t)w.op.result;
   LuaSocket* ls = new_socket(co, listener->sched, listener->s.type);
   ls->s.adopt(fd, listener->s.family, listener->s.type, listener->s.protocol);
   ls->bound = true;

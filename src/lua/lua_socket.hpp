@@ -2,7 +2,7 @@
 // write side) its operations use, so waiting allocates nothing.
 #pragma once
 
-#include <netinet/in.h>
+#include "sock/platform.hpp"
 
 #include <memory>
 #include <string>

@@ -10,7 +10,9 @@
 #include "lua/lua_socket.hpp"
 #include "lua/lua_tls.hpp"
 #include "lua/scheduler.hpp"
+#include "sock/process.hpp"
 #include "sock_embedded_lua.hpp"
+#include "sock/luaopen_sock.h"
 
 #include <cstdarg>
 #include <cstring>
@@ -58,6 +60,29 @@ static int l_raise_at_caller(lua_State* L) {
   return sock_error(L, "%s", luaL_checkstring(L, 1));
 }
 
+// _handle_count() -> n | nil: test hook, the process's open handles where
+// the system counts them (Windows), for the tests' leak check where there
+// is no /proc to list descriptors in.
+static int l_handle_count(lua_State* L) {
+  long n = sock::process_handle_count();
+  if (n < 0) return 0;
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+// _cpu_time() -> seconds: test hook, the process's CPU time (os.clock is
+// wall time on Windows).
+static int l_cpu_time(lua_State* L) {
+  lua_pushnumber(L, sock::process_cpu_seconds());
+  return 1;
+}
+
+// _under_wine() -> true|false: test hook, a Windows build running under Wine.
+static int l_under_wine(lua_State* L) {
+  lua_pushboolean(L, sock::running_under_wine());
+  return 1;
+}
+
 // _set_cdata_converter(f): LuaJIT only; see lua_buffer.cpp.
 static int l_set_cdata_converter(lua_State* L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -66,7 +91,7 @@ static int l_set_cdata_converter(lua_State* L) {
   return 0;
 }
 
-extern "C" __attribute__((visibility("default"))) int luaopen_sock(lua_State* L) {
+extern "C" SOCK_LUAOPEN_API int luaopen_sock(lua_State* L) {
   lua_getfield(L, LUA_REGISTRYINDEX, "sock.module");
   if (lua_istable(L, -1)) return 1;  // one module per state, even if opened twice
   lua_pop(L, 1);
@@ -98,6 +123,12 @@ extern "C" __attribute__((visibility("default"))) int luaopen_sock(lua_State* L)
   lua_setfield(L, -2, "_set_cdata_converter");
   lua_pushcfunction(L, l_raise_at_caller);
   lua_setfield(L, -2, "_raise_at_caller");
+  lua_pushcfunction(L, l_handle_count);
+  lua_setfield(L, -2, "_handle_count");
+  lua_pushcfunction(L, l_cpu_time);
+  lua_setfield(L, -2, "_cpu_time");
+  lua_pushcfunction(L, l_under_wine);
+  lua_setfield(L, -2, "_under_wine");
   lua_pop(L, 1);
 
   // The Lua half: sock.lua, then the other lua/*.lua files, each given the

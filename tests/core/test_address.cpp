@@ -3,13 +3,10 @@
 #include <catch2/catch.hpp>
 
 #include "sock/address.hpp"
-
-#include <arpa/inet.h>
-#include <net/if.h>
-#include <netinet/in.h>
-#include <sys/un.h>
+#include "test_net.hpp"
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -31,9 +28,9 @@ size_t count(const AddrList& list) {
 std::string pton_ntop(int af, const char* text) {
   unsigned char bin[16];
   size_t len = 0;
-  if (!inet_pton(af, text, bin, &len)) return "<invalid>";
+  if (!sock::inet_pton(af, text, bin, &len)) return "<invalid>";
   char out[INET6_ADDRSTRLEN];
-  REQUIRE(inet_ntop(af, bin, out, sizeof out));
+  REQUIRE(sock::inet_ntop(af, bin, out, sizeof out));
   return out;
 }
 
@@ -127,18 +124,18 @@ TEST_CASE("inet_pton / inet_ntop round trips to the canonical text", "[address]"
 
   unsigned char bin[16];
   size_t len = 0;
-  REQUIRE(inet_pton(AF_INET, "10.20.30.40", bin, &len));
+  REQUIRE(sock::inet_pton(AF_INET, "10.20.30.40", bin, &len));
   CHECK(len == 4);
   CHECK(bin[0] == 10);
   CHECK(bin[3] == 40);
-  REQUIRE(inet_pton(AF_INET6, "::2", bin, &len));
+  REQUIRE(sock::inet_pton(AF_INET6, "::2", bin, &len));
   CHECK(len == 16);
   CHECK(bin[15] == 2);
-  CHECK_FALSE(inet_pton(AF_UNIX, "::2", bin, &len));
+  CHECK_FALSE(sock::inet_pton(AF_UNIX, "::2", bin, &len));
 
   char small[3];  // "::2" needs 4
-  CHECK_FALSE(inet_ntop(AF_INET6, bin, small, sizeof small));
-  CHECK_FALSE(inet_ntop(AF_UNIX, bin, small, sizeof small));
+  CHECK_FALSE(sock::inet_ntop(AF_INET6, bin, small, sizeof small));
+  CHECK_FALSE(sock::inet_ntop(AF_UNIX, bin, small, sizeof small));
 }
 
 TEST_CASE("SockAddr from IP text formats as ip:port and [ip6]:port", "[address]") {
@@ -187,7 +184,7 @@ TEST_CASE("SockAddr equality and copies", "[address]") {
   CHECK(from_null.len == 0);
 }
 
-TEST_CASE("unix paths and Linux abstract names", "[address]") {
+TEST_CASE("unix paths and Linux abstract names (refused elsewhere)", "[address]") {
   SockAddr sa;
   REQUIRE(sockaddr_from_unix_path("/tmp/sock.test", sa) == 0);
   CHECK(sa.family() == AF_UNIX);
@@ -195,13 +192,18 @@ TEST_CASE("unix paths and Linux abstract names", "[address]") {
   CHECK(sa.to_string() == "/tmp/sock.test");
   CHECK(sa.len == offsetof(sockaddr_un, sun_path) + std::strlen("/tmp/sock.test") + 1);
 
-  REQUIRE(sockaddr_from_unix_path("@abstract", sa) == 0);
-  CHECK(sa.to_string() == "@abstract");
-  CHECK(reinterpret_cast<const sockaddr_un*>(sa.get())->sun_path[0] == '\0');
-  CHECK(sa.len == offsetof(sockaddr_un, sun_path) + 1 + std::strlen("abstract"));
+  if (has_abstract_unix_names) {
+    REQUIRE(sockaddr_from_unix_path("@abstract", sa) == 0);
+    CHECK(sa.to_string() == "@abstract");
+    CHECK(reinterpret_cast<const sockaddr_un*>(sa.get())->sun_path[0] == '\0');
+    CHECK(sa.len == offsetof(sockaddr_un, sun_path) + 1 + std::strlen("abstract"));
 
-  REQUIRE(sockaddr_from_unix_path(std::string_view("\0name", 5), sa) == 0);
-  CHECK(sa.to_string() == "@name");
+    REQUIRE(sockaddr_from_unix_path(std::string_view("\0name", 5), sa) == 0);
+    CHECK(sa.to_string() == "@name");
+  } else {
+    CHECK(sockaddr_from_unix_path("@abstract", sa) == EAFNOSUPPORT);
+    CHECK(sockaddr_from_unix_path(std::string_view("\0name", 5), sa) == EAFNOSUPPORT);
+  }
 
   REQUIRE(sockaddr_from_unix_path("", sa) == 0);  // unnamed
   CHECK(sa.len == offsetof(sockaddr_un, sun_path));
@@ -210,8 +212,10 @@ TEST_CASE("unix paths and Linux abstract names", "[address]") {
   const size_t cap = sizeof(sockaddr_un{}.sun_path);
   CHECK(sockaddr_from_unix_path(std::string(cap - 1, 'a'), sa) == 0);
   CHECK(sockaddr_from_unix_path(std::string(cap, 'a'), sa) == ENAMETOOLONG);
-  CHECK(sockaddr_from_unix_path("@" + std::string(cap - 1, 'a'), sa) == 0);
-  CHECK(sockaddr_from_unix_path("@" + std::string(cap, 'a'), sa) == ENAMETOOLONG);
+  if (has_abstract_unix_names) {
+    CHECK(sockaddr_from_unix_path("@" + std::string(cap - 1, 'a'), sa) == 0);
+    CHECK(sockaddr_from_unix_path("@" + std::string(cap, 'a'), sa) == ENAMETOOLONG);
+  }
   CHECK(sockaddr_from_unix_path(std::string_view("/tmp/a\0b", 8), sa) == EINVAL);
 }
 
@@ -253,9 +257,14 @@ TEST_CASE("resolve numeric hosts", "[address]") {
   CHECK(list.first()->ai_protocol == IPPROTO_UDP);
   CHECK(text_of(list.first()) == "[::1]:443");
 
-  // No socket type: one entry per type getaddrinfo knows.
+  // No socket type: one entry per type getaddrinfo knows (Windows' gives
+  // a single entry of type 0).
   REQUIRE(resolve("127.0.0.1", "0", 0, 0, 0, 0, list) == 0);
+#if defined(_WIN32)
+  CHECK(count(list) >= 1);
+#else
   CHECK(count(list) >= 2);
+#endif
 
   // nullptr port means port 0.
   REQUIRE(resolve("127.0.0.1", nullptr, SOCK_STREAM, 0, 0, 0, list) == 0);
@@ -305,8 +314,13 @@ TEST_CASE("resolve unix paths builds one entry", "[address]") {
   CHECK(list.first()->ai_protocol == 0);
   CHECK(text_of(list.first()) == "/tmp/x.sock");
 
-  REQUIRE(resolve("@abs", nullptr, SOCK_DGRAM, AF_UNIX, 0, 0, list) == 0);
-  CHECK(text_of(list.first()) == "@abs");
+  if (has_abstract_unix_names) {
+    REQUIRE(resolve("@abs", nullptr, SOCK_DGRAM, AF_UNIX, 0, 0, list) == 0);
+    CHECK(text_of(list.first()) == "@abs");
+  } else {
+    CHECK(resolve("@abs", nullptr, SOCK_DGRAM, AF_UNIX, 0, 0, list) == EAI_SYSTEM);
+    CHECK(errno == EAFNOSUPPORT);
+  }
 
   std::string too_long(200, 'p');
   CHECK(resolve(too_long.c_str(), nullptr, SOCK_STREAM, AF_UNIX, 0, 0, list) == EAI_SYSTEM);
@@ -339,11 +353,12 @@ TEST_CASE("host_is_numeric says when resolve never blocks", "[address]") {
 }
 
 TEST_CASE("interface names and indexes", "[address]") {
-  unsigned lo = interface_index("lo");
+  const std::string lo_name = test_net::loopback_interface();
+  unsigned lo = interface_index(lo_name.c_str());
   REQUIRE(lo != 0);
   char name[IF_NAMESIZE];
   REQUIRE(interface_name(lo, name, sizeof name));
-  CHECK(std::string(name) == "lo");
+  CHECK(std::string(name) == lo_name);
   CHECK(interface_index("no-such-if0") == 0);
   CHECK_FALSE(interface_name(0, name, sizeof name));
   char tiny[2];

@@ -1,12 +1,7 @@
 // The resolver: lookups on worker threads, finished jobs announced through
-// an eventfd. Only loopback names: 'localhost' comes from /etc/hosts.
+// an eventfd (a loopback socket pair's read end on Windows). Only loopback
+// names: 'localhost' comes from /etc/hosts.
 #include <catch2/catch.hpp>
-
-#include <netdb.h>
-#include <netinet/in.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <stdlib.h>
 
 #include <chrono>
 #include <cstring>
@@ -14,6 +9,7 @@
 #include <set>
 
 #include "sock/resolver.hpp"
+#include "test_net.hpp"
 
 using namespace sock;
 
@@ -39,8 +35,7 @@ std::unique_ptr<ResolveJob> wait_one(Resolver& r, double seconds = 5) {
     if (auto job = r.take()) return job;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     if (left.count() <= 0) return nullptr;
-    pollfd p{r.fd(), POLLIN, 0};
-    ::poll(&p, 1, (int)left.count());
+    test_net::wait_readable(r.fd(), (int)left.count());
     r.clear_signal();
   }
 }
@@ -49,17 +44,14 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-bool fd_readable(int fd) {
-  pollfd p{fd, POLLIN, 0};
-  return ::poll(&p, 1, 0) == 1;
-}
+bool fd_readable(socket_t fd) { return test_net::is_readable_now(fd); }
 
 }  // namespace
 
 TEST_CASE("resolver looks up a host name off the calling thread", "[resolver]") {
   Resolver r;
   REQUIRE(r.open() == 0);
-  REQUIRE(r.fd() >= 0);
+  REQUIRE(r.fd() != invalid_socket);
   auto job = make_job("localhost", "80");
   int tag = 7;
   job->user = &tag;
@@ -147,8 +139,7 @@ TEST_CASE("resolver cancels queued, running and finished jobs", "[resolver]") {
   // c finishes after a's delay; the canceled a is never reported.
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (r.finished() == 0 && std::chrono::steady_clock::now() < until) {
-    pollfd p{r.fd(), POLLIN, 0};
-    ::poll(&p, 1, 100);
+    test_net::wait_readable(r.fd(), 100);
   }
   REQUIRE(r.finished() == 1);
   r.cancel(pc);  // finished but not taken: dropped
@@ -185,7 +176,7 @@ TEST_CASE("destroying a resolver with lookups in progress does not wait out a te
 TEST_CASE("destroying a resolver does not wait for a lookup that cannot be interrupted", "[resolver]") {
   // The stall stands in for a getaddrinfo waiting on a slow DNS server.
   auto t0 = std::chrono::steady_clock::now();
-  int efd;
+  socket_t efd;
   {
     Resolver r(1);
     REQUIRE(r.open() == 0);
@@ -193,29 +184,29 @@ TEST_CASE("destroying a resolver does not wait for a lookup that cannot be inter
     r.set_stall(1.5);
     auto job = make_job("localhost", nullptr);
     REQUIRE(r.submit(job) == 0);
-    while (r.running() == 0 && seconds_since(t0) < 5) ::poll(nullptr, 0, 10);
+    while (r.running() == 0 && seconds_since(t0) < 5) test_net::pause_ms(10);
     REQUIRE(r.running() == 1);  // the worker is in its lookup
   }
   CHECK(seconds_since(t0) < 1.0);
   // The worker still holds the eventfd, so its number is not reused under
   // it; once its lookup ends, it closes it.
-  CHECK(::fcntl(efd, F_GETFD) >= 0);
-  while (::fcntl(efd, F_GETFD) >= 0 && seconds_since(t0) < 10) ::poll(nullptr, 0, 20);
-  CHECK(::fcntl(efd, F_GETFD) < 0);
+  CHECK(test_net::is_open_descriptor(efd));
+  while (test_net::is_open_descriptor(efd) && seconds_since(t0) < 10) test_net::pause_ms(20);
+  CHECK_FALSE(test_net::is_open_descriptor(efd));
 }
 
 TEST_CASE("the test delay comes from SOCK_TEST_RESOLVER_DELAY", "[resolver]") {
-  ::setenv("SOCK_TEST_RESOLVER_DELAY", "0.25", 1);
+  test_net::set_env("SOCK_TEST_RESOLVER_DELAY", "0.25");
   {
     Resolver r;
     CHECK(r.delay() == Approx(0.25));
   }
-  ::setenv("SOCK_TEST_RESOLVER_DELAY", "nonsense", 1);
+  test_net::set_env("SOCK_TEST_RESOLVER_DELAY", "nonsense");
   {
     Resolver r;
     CHECK(r.delay() == 0);
   }
-  ::unsetenv("SOCK_TEST_RESOLVER_DELAY");
+  test_net::unset_env("SOCK_TEST_RESOLVER_DELAY");
   Resolver r;
   CHECK(r.delay() == 0);
   r.set_delay(-1);

@@ -91,6 +91,12 @@ test('no socket type: one entry per type, iterated by addrs()', function()
 		types[a:type()] = true
 		eq(a:tostring(), '127.0.0.1:0')
 	end
+	-- Windows' getaddrinfo gives one entry, of no socket type, where
+	-- glibc's gives one per type.
+	if T.windows then
+		eq(n, 1)
+		return
+	end
 	assert(n >= 2, 'expected several entries')
 	assert(types.tcp and types.udp)
 	local second = ai:next()
@@ -168,13 +174,16 @@ test('unix paths and abstract names', function()
 	eq(ai.addr:port(), nil)
 	eq(ai.addr:addr(), '/tmp/sock-test.sock')
 	eq(tostring(ai.addr), '/tmp/sock-test.sock')
-	eq(sock.addr('@abstract', 0, 'udp', 'unix'):tostring(), '@abstract')
-	eq(sock.addr('\0abstract', 0, 'udp', 'unix'):tostring(), '@abstract')
 	local too_long, err = sock.addr('/' .. ('x'):rep(200), nil, 'tcp', 'unix')
 	eq(too_long, nil)
 	eq(err, 'name_too_long')
 	raises(function() sock.addr(42, nil, 'tcp', 'unix') end, "#1", "'addr'")
 end)
+
+test('abstract unix names: @name and \\0name', function()
+	eq(sock.addr('@abstract', 0, 'udp', 'unix'):tostring(), '@abstract')
+	eq(sock.addr('\0abstract', 0, 'udp', 'unix'):tostring(), '@abstract')
+end, T.not_on_windows('abstract unix socket names are Linux\'s'))
 
 test('sa and ip compare by value', function()
 	local a = sock.addr('127.0.0.1', 80, 'tcp').addr
@@ -188,7 +197,7 @@ end)
 
 test('ai:free() and later use', function()
 	local ai = assert(sock.addr('127.0.0.1', 0))
-	local second = ai:next()
+	local second = ai:next() or assert(T.windows and ai)  -- (one entry on Windows: see above)
 	local sa = ai.addr
 	local ip = sa:addr()
 	ai:free()
@@ -219,7 +228,7 @@ end)
 test('many lists are collected', function()
 	for i = 1, 2000 do
 		local ai = sock.addr('127.0.0.1', i % 65536)
-		local n = ai:next()
+		local n = ai:next() or ai  -- (one entry on Windows)
 		local s = n.addr
 		if i % 3 == 0 then ai:free() end
 	end
@@ -269,9 +278,16 @@ test('is_ipv4 is strict, is_ipv6', function()
 end)
 
 test('if_nametoindex / if_indextoname', function()
-	local lo = assert(sock.if_nametoindex('lo'))
+	-- the loopback interface: "lo" on Linux; on Windows its name comes from
+	-- its LUID ("loopback_0"; Wine: "loopback_1") and its index is 1
+	local lo_name = 'lo'
+	if T.windows then
+		lo_name = assert(sock.if_indextoname(1))
+		assert(lo_name:find('^loopback_%d+$'), 'interface 1 is ' .. lo_name .. ', not the loopback')
+	end
+	local lo = assert(sock.if_nametoindex(lo_name))
 	assert(lo > 0)
-	eq(sock.if_indextoname(lo), 'lo')
+	eq(sock.if_indextoname(lo), lo_name)
 	local v, err = sock.if_nametoindex('no-such-if0')
 	eq(v, nil)
 	eq(err, 'no_such_device')

@@ -290,7 +290,7 @@ T.test('EINTR: stopped and continued while threads wait, nothing fails or wakes 
 	a:close()
 	b:close()
 	l:close()
-end, 20)
+end, T.not_on_windows('SIGSTOP, SIGCONT and EINTR are POSIX') or 20)
 
 T.plain('SIGPIPE never kills the process: writing to a closed peer returns broken_pipe', function()
 	-- The child runs with SIGPIPE at its default action (terminate), whatever
@@ -308,13 +308,13 @@ T.plain('SIGPIPE never kills the process: writing to a closed peer returns broke
 	assert(out:find('socketpair: broken_pipe', 1, true), out)
 	assert(out:find('tcp: broken_pipe', 1, true) or out:find('tcp: connection_reset', 1, true), out)
 	assert(out:find('survived', 1, true), out)
-end)
+end, T.not_on_windows('SIGPIPE is POSIX'))
 
 T.plain('out of fds: accept returns too_many_open_files and the server keeps serving', function()
 	local status, out = child.run('fdlimit.lua', {shell = 'ulimit -n 64 || exit 99;'})
 	assert(status == 0, 'child failed (' .. tostring(status) .. '):\n' .. out)
 	assert(out:find('accept: too_many_open_files', 1, true), out)
 	assert(out:find('served 3 clients after the shortage', 1, true), out)
-end)
+end, T.not_on_windows('the child\'s lower fd limit (ulimit -n) is POSIX'))
 
 T.done()

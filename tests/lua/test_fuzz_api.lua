@@ -88,6 +88,16 @@ end
 local SAFE_STRINGS = {'', '/nonexistent-sock-fuzz/x', '/nonexistent-sock-fuzz/' .. string.rep('y', 200),
 	'@sock-fuzz-' .. pid, '\0sock-fuzz-' .. pid, '\0', 'a\0b', HUGE, '@', '/',
 	'/nonexistent-sock-fuzz/x y', '/nonexistent-sock-fuzz/a..b/c'}
+-- Windows has no abstract names: there '@name' would be a path relative to
+-- the working directory. A name under the missing directory instead.
+local UNIX_NAME = '@sock-fuzz-' .. pid
+if T.windows then
+	for i = #SAFE_STRINGS, 1, -1 do
+		if SAFE_STRINGS[i]:find('^@') then table.remove(SAFE_STRINGS, i) end
+	end
+	UNIX_NAME = '/nonexistent-sock-fuzz/sock-fuzz-' .. pid
+	SAFE_STRINGS[#SAFE_STRINGS + 1] = UNIX_NAME
+end
 -- Hosts and ports for inet sockets: loopback, unspecified, or rejected
 -- without a lookup. (Never a legacy form like '1.2.3' that would resolve
 -- to an outside address.)
@@ -171,7 +181,7 @@ local function build_pool()
 	local freed = assert(sock.addr('::1', 0))
 	freed:free()
 	local ai6 = assert(sock.addr('::1', 443, 'tcp', 'inet6'))
-	local aiu = assert(sock.addr('@sock-fuzz-' .. pid, nil, 'tcp', 'unix'))
+	local aiu = assert(sock.addr(UNIX_NAME, nil, 'tcp', 'unix'))
 	p.ais = {ai, freed, ai6, aiu}
 	p.sas = {ai.addr, ai6.addr, aiu.addr, p.inet[1]:getsockname(), p.unix[1]:getsockname()}
 	p.ips = {ai.addr:addr(), ai6.addr:addr()}

@@ -15,9 +15,11 @@ T.test('sock.tcp/udp keep their positional form', function()
 	s = assert(sock.udp('inet', 'udp'))
 	T.eq(s:type(), 'udp')
 	s:close()
-	s = assert(sock.tcp('unix'))
-	T.eq(s:family(), 'unix')
-	s:close()
+	if not T.skip_part('sock.tcp(\'unix\')', T.needs_unix()) then
+		s = assert(sock.tcp('unix'))
+		T.eq(s:family(), 'unix')
+		s:close()
+	end
 	T.raises("bad argument #1 to 'tcp' (unknown family 'ipx')", sock.tcp, 'ipx')
 	T.raises("bad argument #1 to 'tcp'", sock.tcp, true)
 	T.raises("bad argument #1 to 'udp'", sock.udp, function() end)
@@ -30,10 +32,17 @@ T.test('sock.tcp{...} and sock.udp{...}: family, protocol and socket options', f
 	T.eq(s:getopt('so_keepalive'), true)
 	T.eq(s:getopt('ipv6_v6only'), true)
 	s:close()
-	s = assert(sock.tcp{ipv6 = true, reuseaddr = true, tcp_keepidle = 30})
+	-- (Wine 8 refuses tcp_keepidle: an integer option it has stands in.)
+	local int_opt, int_val = 'tcp_keepidle', 30
+	if T.wine then int_opt, int_val = 'so_rcvbuf', 65536 end
+	s = assert(sock.tcp{ipv6 = true, reuseaddr = true, [int_opt] = int_val})
 	T.eq(s:family(), 'inet6')
 	T.eq(s:getopt('reuseaddr'), true)
-	T.eq(s:getopt('tcp_keepidle'), 30)
+	if int_opt == 'tcp_keepidle' then
+		T.eq(s:getopt('tcp_keepidle'), 30)
+	else
+		assert(s:getopt(int_opt) >= int_val)
+	end
 	s:close()
 	s = assert(sock.udp{broadcast = true, rcvbuf = 65536})
 	T.eq(s:type(), 'udp')
@@ -52,12 +61,18 @@ T.test('option tables: unknown names and wrong values raise, OS refusals return 
 	T.raises("bad argument #1 to 'tcp' (family", sock.tcp, {family = {}})
 	T.raises("bad argument #1 to 'tcp' (unknown family 'ipx')", sock.tcp, {family = 'ipx'})
 	T.eq(T.fd_count(), fds, 'the sockets made before raising are closed')
-	local s, err = sock.tcp{device = 'no-such-dev0'}
-	T.eq(s, nil)
-	T.eq(err, 'no_such_device')
-	s, err = sock.tcp{family = 'inet', v6only = true}  -- an IPv6 option on an IPv4 socket
-	T.eq(s, nil)
-	assert(type(err) == 'string')
+	local s, err
+	if not T.skip_part('sock.tcp{device = ...}', T.not_on_windows('SO_BINDTODEVICE is Linux\'s')) then
+		s, err = sock.tcp{device = 'no-such-dev0'}
+		T.eq(s, nil)
+		T.eq(err, 'no_such_device')
+	end
+	if not T.skip_part('an IPv6 option on an IPv4 socket',
+		T.not_under_wine('Wine 8 accepts IPV6_V6ONLY on an IPv4 socket')) then
+		s, err = sock.tcp{family = 'inet', v6only = true}  -- an IPv6 option on an IPv4 socket
+		T.eq(s, nil)
+		assert(type(err) == 'string')
+	end
 	T.eq(T.fd_count(), fds)
 end)
 
@@ -141,9 +156,11 @@ T.test('failures return nil, err and leave no socket open', function()
 	c, cerr = sock.connect_tcp('127.0.0.1', port, {expires = sock.clock() - 1})
 	T.eq(c, nil)
 	assert(cerr == 'timeout' or cerr == 'connection_refused', cerr)
-	local u, uerr = sock.listen_udp('127.0.0.1', 0, {device = 'no-such-dev0'})
-	T.eq(u, nil)
-	T.eq(uerr, 'no_such_device')
+	if not T.skip_part('listen_udp{device = ...}', T.not_on_windows('SO_BINDTODEVICE is Linux\'s')) then
+		local u, uerr = sock.listen_udp('127.0.0.1', 0, {device = 'no-such-dev0'})
+		T.eq(u, nil)
+		T.eq(uerr, 'no_such_device')
+	end
 	T.eq(T.fd_count(), fds)
 end)
 
@@ -154,7 +171,7 @@ T.test('reuseport lets two listeners share a port', function()
 	T.eq(b:getsockname():port(), port)
 	a:close()
 	b:close()
-end)
+end, T.not_on_windows('SO_REUSEPORT is Linux\'s and the BSDs\''))
 
 T.test('device binds to an interface when allowed', function()
 	local l, err = sock.listen_tcp('127.0.0.1', 0, {device = 'lo'})
@@ -164,7 +181,7 @@ T.test('device binds to an interface when allowed', function()
 	end
 	T.eq(l:getopt('so_bindtodevice'), 'lo')
 	l:close()
-end)
+end, T.not_on_windows('SO_BINDTODEVICE is Linux\'s'))
 
 T.test('listen_udp and connect_udp exchange datagrams', function()
 	local srv = assert(sock.listen_udp('127.0.0.1', 0))
@@ -211,7 +228,7 @@ T.test('listen_unix and connect_unix over a path', function()
 	local c2, cerr = sock.connect_unix(path, {expires = T.deadline()})
 	T.eq(c2, nil)
 	T.eq(cerr, 'not_found')
-end)
+end, T.needs_unix())
 
 T.test('listen_unix/connect_unix take (path, nil, opts) too, and abstract names', function()
 	local name = '@sock-helpers-' .. T.pid()
@@ -222,7 +239,7 @@ T.test('listen_unix/connect_unix take (path, nil, opts) too, and abstract names'
 	a:close()
 	c:close()
 	l:close()
-end)
+end, T.not_on_windows('abstract unix socket names are Linux\'s'))
 
 T.test('unix datagram sockets: listen_unix{datagram} and connect_unix{datagram, local_path}', function()
 	local spath, cpath = tmppath(), tmppath()
@@ -241,7 +258,7 @@ T.test('unix datagram sockets: listen_unix{datagram} and connect_unix{datagram, 
 	srv:close()
 	os.remove(spath)
 	os.remove(cpath)
-end)
+end, T.needs_unix(true))
 
 T.test('bad arguments raise naming the helper and argument', function()
 	T.raises("bad argument #3 to 'listen_tcp' (options table expected", sock.listen_tcp, '127.0.0.1', 0, 5)
@@ -256,7 +273,10 @@ T.test('bad arguments raise naming the helper and argument', function()
 	T.raises("bad argument #2 to 'listen_unix' (options table expected", sock.listen_unix, '/x', 5)
 	T.raises("bad argument #1 to 'connect_unix'", sock.connect_unix, 7)
 	T.raises("bad argument #2 to 'connect_unix' (local_path", sock.connect_unix, '/x', {local_path = 1})
-	T.raises("bad argument #2 to 'connect_unix' (option 'bogus'", sock.connect_unix, '/x', {bogus = 1})
+	-- Options are checked on the socket made for them: none where there is no AF_UNIX.
+	if not T.skip_part("connect_unix's unknown option", T.needs_unix()) then
+		T.raises("bad argument #2 to 'connect_unix' (option 'bogus'", sock.connect_unix, '/x', {bogus = 1})
+	end
 end)
 
 T.done()

@@ -3,6 +3,7 @@
 -- child shares) is left alone, and a child forked while threads wait is told
 -- so instead of corrupting the parent's loop. LuaJIT only: its FFI calls fork.
 local T = require'testlib'
+if T.windows then T.skip_file('fork() is POSIX: Windows has no fork') end
 local sock = T.sock
 local ffi = require'ffi'
 

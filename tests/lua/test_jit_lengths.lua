@@ -16,7 +16,7 @@ for _, len in ipairs{2^32, 2^32 + 3, 2^33} do
 		T.eq(ffi.string(buf, 5), 'hello')
 		c:close()
 		s:close()
-	end)
+	end, T.not_on_windows('an overlapped receive locks the whole buffer it is given, so a length past the real buffer is the caller\'s error there (WSAEFAULT), not a question of 32-bit lengths'))
 end
 
 T.done()

@@ -111,7 +111,9 @@ T.test('a thread blocked in recv is kept alive by the wait, with its socket and 
 	full_gc()
 	T.eq(weak.co, nil, 'the finished thread is still alive')
 	T.eq(weak.a, nil, 'the socket of the finished thread is still alive')
-	T.eq(T.fd_count(), fds - 1, 'the collected socket kept its fd')
+	if not T.skip_part('the collected socket\'s fd is closed', T.needs_fd_count()) then
+		T.eq(T.fd_count(), fds - 1, 'the collected socket kept its fd')
+	end
 	b:close()
 end)
 
@@ -173,7 +175,7 @@ T.plain('a suspended thread that is never resumed is collected, and its sockets 
 	full_gc()
 	T.eq(weak.co, nil, 'the suspended thread was not collected')
 	T.eq(T.fd_count(), fds, 'its sockets kept their fds')
-end)
+end, T.needs_fd_count())
 
 T.plain('explicit __gc and __close calls leave a socket that refuses use, and a clean collection', function()
 	local c, s

@@ -267,14 +267,28 @@ T.test('I/O on a closed socket returns closed; close twice is harmless', functio
 	T.eq(err3, 'closed')
 end)
 
+-- c's recv after the reset came: on Linux the socket keeps the error for the
+-- next call. Under Wine a reset that no waiting call receives reads as the
+-- end of the stream (T.wine in testlib), so there c's recv waits first.
+local function recv_after_reset(c, reset)
+	if not T.wine then
+		reset()
+		return c:recv(sock.buffer(8), 8, T.deadline())
+	end
+	local n, err
+	local done = T.go(function() n, err = c:recv(sock.buffer(8), 8, T.deadline()) end)
+	reset()
+	done()
+	return n, err
+end
+
 T.test('close sends RST when unread data is pending', function()
 	local c, s = T.tcp_pair()
 	assert(c:send('unread'))
 	-- make sure the data has arrived at s before closing it
 	local buf = sock.buffer(1)
 	T.eq(s:recv(buf, 1, T.deadline(), 2 --[[MSG_PEEK]]), 1)
-	s:close()
-	local n, err = c:recv(sock.buffer(8), 8, T.deadline())
+	local n, err = recv_after_reset(c, function() s:close() end)
 	T.eq(err, 'connection_reset')
 	c:close()
 end)
@@ -289,8 +303,7 @@ end)
 T.test('so_linger 0 makes close send RST', function()
 	local c, s = T.tcp_pair()
 	assert(s:setopt('linger', 0))
-	s:close()
-	local n, err = c:recv(sock.buffer(8), 8, T.deadline())
+	local n, err = recv_after_reset(c, function() s:close() end)
 	T.eq(err, 'connection_reset')
 	c:close()
 end)
@@ -389,7 +402,7 @@ T.plain('collected sockets close their fd', function()
 	for i = 1, 50 do local s = sock.tcp() end
 	collectgarbage(); collectgarbage()
 	T.eq(T.fd_count(), before)
-end)
+end, T.needs_fd_count())
 
 if jit then
 	T.test('LuaJIT: ffi buffers work for recv, recvn and send', function()

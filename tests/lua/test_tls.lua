@@ -33,7 +33,7 @@ end
 
 -- Certificates ----------------------------------------------------------------
 
-local dir = os.tmpname()
+local dir = T.tmpname()
 os.remove(dir)
 sh('mkdir -p ' .. dir)
 local function path(name) return dir .. '/' .. name end

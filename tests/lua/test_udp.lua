@@ -92,7 +92,7 @@ T.test('a connected UDP socket reports a refused peer', function()
 	local n, err = a:recv(sock.buffer(8), 8, T.deadline(1))
 	T.eq(err, 'connection_refused')
 	a:close()
-end)
+end, T.not_under_wine('Wine 8 reports no ICMP port-unreachable on UDP sockets (the recv times out)'))
 
 T.test('bad arguments raise', function()
 	local a = assert(sock.udp())

@@ -6,18 +6,90 @@
 --   T.test('name', function() ... end)   -- runs inside a sock thread
 --   T.plain('name', function() ... end)  -- runs outside any thread
 --   T.done()                             -- prints the tally, exits non-zero on failure
+--
+-- A test of a feature this system lacks is skipped, never passed: it is
+-- counted apart and printed as "SKIP <file>: <name>: <reason>".
+--
+--   T.test('name', f, {skip = reason})    -- skipped when reason is not nil
+--   T.test('name', f, T.not_on_windows('fork() is POSIX'))
+--   T.skip_file(reason)                   -- the whole file: exit status 77
+--                                           (CTest's SKIP_RETURN_CODE)
+-- A file whose every test was skipped also ends with status 77.
 local sock = require'sock'
 
 local T = {}
-local passed, failed = 0, 0
-local file = (arg and arg[0] or 'test'):match('([^/]+)%.lua$') or 'test'
+local passed, failed, skipped = 0, 0, 0
+local file = (arg and arg[0] or 'test'):match('([^/\\]+)%.lua$') or 'test'
 
 T.sock = sock
 T.WATCHDOG = 10  -- seconds any single test may take
+T.file = file
+
+-- Windows (the Windows interpreters, under Wine in this project's tests).
+T.windows = package.config:sub(1, 1) == '\\'
+
+-- Options that skip a test on Windows, with the reason: T.test(name, f,
+-- T.not_on_windows('...')). Elsewhere nil: the test runs.
+function T.not_on_windows(reason)
+	if T.windows then return {skip = 'not on Windows: ' .. reason} end
+	return nil
+end
+
+-- Options that skip a test which counts open fds/handles when this system
+-- cannot count them (T.fd_count() is nil: Windows without a working
+-- sock._handle_count; GetProcessHandleCount gives 0 under Wine 8).
+function T.needs_fd_count()
+	if T.fd_count() == nil then
+		return {skip = 'this system cannot count the process\'s open handles (sock._handle_count)'}
+	end
+	return nil
+end
+
+-- Options that skip a test under Wine, with what Wine lacks (tested on
+-- Windows itself, it would run).
+function T.not_under_wine(reason)
+	if T.wine then return {skip = 'not under Wine: ' .. reason} end
+	return nil
+end
+
+-- Options that skip a test of unix-domain sockets where there are none:
+-- Windows has AF_UNIX stream sockets since Windows 10 1803, but Wine 8's
+-- Winsock has none. Only probed on Windows: on Linux they must work.
+function T.needs_unix(datagram)
+	if not T.windows then return nil end
+	if datagram then return {skip = 'not on Windows: AF_UNIX datagram sockets (Windows has stream ones only)'} end
+	if T._unix_probe == nil then
+		local s, err = sock.tcp('unix')
+		if s then s:close() end
+		T._unix_probe = s and false or tostring(err)
+	end
+	if T._unix_probe then
+		local wine = sock._under_wine and sock._under_wine()
+		return {skip = 'AF_UNIX sockets are unavailable in this Winsock (' .. T._unix_probe
+			.. (wine and ': Wine 8 has none)' or ')')}
+	end
+	return nil
+end
+
+-- Skip the whole file (it tests only what this system lacks). Exits with
+-- 77, which CTest shows as "Skipped".
+function T.skip_file(reason)
+	print(('SKIP %s: %s'):format(file, reason))
+	io.stdout:flush()
+	os.exit(77)
+end
 
 -- Open fds of this process, from /proc (Linux). Pipes are left out: the
 -- listing itself runs through popen, whose pipe ends come and go while it runs.
+-- On Windows: the process's handle count (sock._handle_count, a test hook
+-- of the core), which counts every kernel handle, not only sockets; nil when
+-- there is no way to count.
 function T.fd_count()
+	if T.windows then
+		local n = sock._handle_count and sock._handle_count()
+		if not n or n <= 0 then return nil end  -- 0: the system would not say (Wine 8)
+		return n
+	end
 	local p = io.popen('for f in /proc/' .. T.pid() .. '/fd/*; do readlink "$f"; done')
 	local n = 0
 	for line in p:lines() do
@@ -27,11 +99,18 @@ function T.fd_count()
 	return n
 end
 
+-- This process's id, as a string (for names no other process uses). On
+-- Windows, where the interpreters cannot ask, a string as unlikely to be
+-- shared: the time and a heap address (randomized per process).
 function T.pid()
 	if not T._pid then
-		local f = io.open('/proc/self/stat')  -- opened by us, so "self" is us
-		T._pid = f:read('*l'):match('^(%d+)')
-		f:close()
+		if T.windows then
+			T._pid = ('w%d%s'):format(os.time() % 100000, tostring({}):match('(%x+)$') or '')
+		else
+			local f = io.open('/proc/self/stat')  -- opened by us, so "self" is us
+			T._pid = f:read('*l'):match('^(%d+)')
+			f:close()
+		end
 	end
 	return T._pid
 end
@@ -51,13 +130,48 @@ end
 -- top of epoll. The few tests that meet a place where libkqueue behaves
 -- unlike a kernel kqueue check this and say what differs.
 do
-	local f = io.open('/proc/sys/kernel/ostype')
+	local f = not T.windows and io.open('/proc/sys/kernel/ostype')
 	local os_name = f and f:read('*l')
 	if f then f:close() end
 	T.libkqueue = sock.backend() == 'kqueue' and os_name == 'Linux'
 end
 
+-- A Windows build running under Wine, whose wineserver, like libkqueue,
+-- reads a socket's error with getsockopt(SO_ERROR) when the socket reports
+-- one, which clears it: a reset that no waiting call received then reads as
+-- the end of the stream (see test_differential's RESET_MAY_READ_AS_EOF).
+T.wine = sock._under_wine ~= nil and sock._under_wine()
+do
+end
+
 local fds_at_start = T.fd_count()
+if fds_at_start == nil then
+	print(('NOTE %s: no handle count on this system (sock._handle_count): the leak check is skipped'):format(file))
+end
+
+-- A skipped test: counted apart, with its reason on stdout.
+function T.skip(name, reason)
+	skipped = skipped + 1
+	print(('SKIP %s: %s: %s'):format(file, name, tostring(reason)))
+end
+
+-- Inside a test: skip one part of it when `opts` (as T.not_on_windows or
+-- T.needs_unix give) says so; returns whether it did.
+--   if not T.skip_part('abstract names', T.not_on_windows('...')) then ... end
+function T.skip_part(what, opts)
+	if opts and opts.skip then
+		T.skip(what, opts.skip)
+		return true
+	end
+	return false
+end
+
+-- The third argument of T.test / T.plain: the watchdog's seconds, or a
+-- table {watchdog = seconds, skip = reason}.
+local function options(o)
+	if type(o) == 'table' then return o.watchdog, o.skip end
+	return o, nil
+end
 
 local function report(name, ok, err)
 	if ok then
@@ -74,7 +188,9 @@ end
 
 -- Run f inside a sock thread; fail if it raises, if it (or a thread it
 -- started) still waits after the watchdog's time, or if it never finishes.
-function T.test(name, f, watchdog)
+function T.test(name, f, opts)
+	local watchdog, skip = options(opts)
+	if skip then return T.skip(name, skip) end
 	local finished, ok, err = false, true, nil
 	local limit = watchdog or T.WATCHDOG
 	local co = sock.newthread(function()
@@ -97,8 +213,10 @@ function T.test(name, f, watchdog)
 	end
 end
 
--- Run f outside any thread.
-function T.plain(name, f)
+-- Run f outside any thread. opts: as T.test's ({skip = reason}).
+function T.plain(name, f, opts)
+	local _, skip = options(opts)
+	if skip then return T.skip(name, skip) end
 	local ok, err = xpcall(f, traceback)
 	report(name, ok, err)
 end
@@ -160,8 +278,26 @@ function T.latch(n)
 	return l
 end
 
+-- A temporary file's name, as os.tmpname: made empty, removed by the
+-- caller. On Windows in %TEMP%: the C runtime's tmpnam names a file in the
+-- root of the current drive (under Wine: the host's /).
+function T.tmpname()
+	if not T.windows then return os.tmpname() end
+	T._tmpn = (T._tmpn or 0) + 1
+	local dir = os.getenv('TEMP') or os.getenv('TMP') or '.'
+	local p = ('%s\\sock-%s-%d.tmp'):format(dir, T.pid(), T._tmpn)
+	assert(io.open(p, 'wb')):close()
+	return p
+end
+
 -- A unix socket path in the temp directory (removed by the caller).
 function T.tmppath()
+	if T.windows then
+		-- os.tmpname gives a name in the drive's root there
+		T._tmpn = (T._tmpn or 0) + 1
+		local dir = os.getenv('TEMP') or os.getenv('TMP') or '.'
+		return ('%s\\sock-%s-%d.sock'):format(dir, T.pid(), T._tmpn)
+	end
 	local p = os.tmpname()
 	os.remove(p)
 	return p .. '.sock'
@@ -200,15 +336,24 @@ end
 function T.done()
 	collectgarbage()
 	collectgarbage()
-	local fds = T.fd_count()
-	if fds ~= fds_at_start then
+	local fds = fds_at_start and T.fd_count()
+	if fds and fds ~= fds_at_start then
 		failed = failed + 1
-		io.stderr:write(('FAIL %s: fd leak: %d open at start, %d at end\n'):format(file, fds_at_start, fds))
+		io.stderr:write(('FAIL %s: %s leak: %d open at start, %d at end\n'):format(file,
+			T.windows and 'handle' or 'fd', fds_at_start, fds))
 	end
-	print(('%s: %d passed, %d failed'):format(file, passed, failed))
+	if skipped > 0 then
+		print(('%s: %d passed, %d failed, %d skipped'):format(file, passed, failed, skipped))
+	else
+		print(('%s: %d passed, %d failed'):format(file, passed, failed))
+	end
 	-- Not os.exit: ending the script closes the Lua state, so the sanitizer
 	-- build sees every finalizer run.
 	if failed > 0 then error(failed .. ' test(s) failed', 0) end
+	if passed == 0 and skipped > 0 then  -- nothing ran: not a pass
+		io.stdout:flush()
+		os.exit(77)
+	end
 end
 
 return T

@@ -3,6 +3,7 @@
 #include "sock/process.hpp"
 
 #include <pthread.h>
+#include <sys/resource.h>
 
 namespace sock {
 namespace detail {
@@ -19,4 +20,16 @@ void watch_forks() {
 }
 
 }  // namespace detail
+
+long process_handle_count() { return -1; }
+
+double process_cpu_seconds() {
+  rusage u;
+  if (getrusage(RUSAGE_SELF, &u) < 0) return -1;
+  return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec * 1e-6 + (double)u.ru_stime.tv_sec +
+         (double)u.ru_stime.tv_usec * 1e-6;
+}
+
+bool running_under_wine() { return false; }  // (tests list /proc/self/fd instead)
+
 }  // namespace sock

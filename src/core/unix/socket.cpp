@@ -20,7 +20,7 @@ int Socket::open(int family_, int type_, int protocol_) {
   return 0;
 }
 
-void Socket::adopt(int fd, int family_, int type_, int protocol_) {
+void Socket::adopt(socket_t fd, int family_, int type_, int protocol_) {
   io = IoHandle{};
   io.fd = fd;
   family = family_;
@@ -36,6 +36,13 @@ int Socket::connect(const sockaddr* addr, socklen_t len) {
   if (::connect(io.fd, addr, len) == 0) return 0;
   // An interrupted connect goes on in the background, like EINPROGRESS.
   return errno == EINTR ? -EINPROGRESS : -errno;
+}
+
+int Socket::disconnect() {
+  sockaddr unspec{};
+  unspec.sa_family = AF_UNSPEC;
+  int rc = connect(&unspec, sizeof unspec);
+  return rc == -EAFNOSUPPORT ? 0 : rc;  // (some systems say so, and disconnect all the same)
 }
 
 int Socket::shutdown(int how) { return check(::shutdown(io.fd, how)); }
@@ -64,7 +71,9 @@ int close_descriptor(int fd) {
   return ::close(fd) < 0 && errno != EINTR ? -errno : 0;
 }
 
-int make_socketpair(int type, int fds[2]) {
+const int socketpair_family = AF_UNIX;
+
+int make_socketpair(int type, socket_t fds[2]) {
   return check(portable_socketpair(AF_UNIX, type, 0, fds));
 }
 

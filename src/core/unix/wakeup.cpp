@@ -15,7 +15,7 @@
 namespace sock {
 
 int Wakeup::open() {
-  if (read_fd_ >= 0) return 0;
+  if (read_fd_ != invalid_socket) return 0;
 #ifdef SOCK_WAKEUP_EVENTFD
   int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd < 0) return -errno;
