@@ -617,12 +617,12 @@ static int l_backend(lua_State* L) {
   Scheduler* S = sched_of(L);
   if (!lua_isnoneornil(L, 1)) {
     const char* name = sock_checkstring(L, 1, "backend");
-    static const char* const known[] = {"epoll", "io_uring", "kqueue"};
+    static const char* const known[] = {"epoll", "io_uring", "kqueue", "iocp"};
     const char* found = nullptr;
     for (const char* k : known)
       if (!strcmp(name, k)) found = k;
     if (!found)
-      sock_error(L, "bad argument #1 to 'backend' (unknown backend '%s': expected 'epoll', 'io_uring' or 'kqueue')", name);
+      sock_error(L, "bad argument #1 to 'backend' (unknown backend '%s': expected 'epoll', 'io_uring', 'kqueue' or 'iocp')", name);
     if (S->loop) {
       if (strcmp(S->loop->poller().name(), name) != 0)
         sock_error(L, "backend: the %s backend is already running; choose the backend before the first I/O", S->loop->poller().name());

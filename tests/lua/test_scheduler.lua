@@ -295,4 +295,10 @@ T.test('pcall and xpcall may wait inside', function()
 	T.eq(e3, 'handled: bad')
 end)
 
+T.test('sock.backend(name) takes the name of the backend that runs, on every backend', function()
+	local name = sock.backend()
+	T.eq((sock.backend(name)), name)
+	T.raises("unknown backend 'nope'", sock.backend, 'nope')
+end)
+
 T.done()
