@@ -207,20 +207,15 @@ tls_class.handshake = handshake
 -- conn:recv(buf, len, [expires]) -> n | 0 at the end | nil, err
 -- At an end without close_notify it returns 0, 'eof_without_close_notify'.
 function tls_class:recv(buf, len, expires)
+	local s = self._s
+	if s and self._handshaken then return s:io_recv(buf, len, expires) end
 	if not self._handshaken then
 		local ok, err = handshake(self, expires)
 		if not ok then return nil, err end
+		s = self._s
 	end
-	if len == 0 then return 0 end
-	local s = self._s
 	if not s then return nil, 'closed' end
-	local n, rerr = s:io_read(expires, buf, len)
-	if n then return n end
-	if n == false then
-		if rerr == 'eof' then return 0 end
-		return 0, rerr
-	end
-	return nil, rerr
+	return s:io_recv(buf, len, expires)
 end
 
 -- conn:_send(buf, len, [expires]) -> n | nil, err: one step (luapower's
@@ -238,20 +233,15 @@ end
 
 -- conn:send(s|buf, [len], [expires]) -> true | nil, err, sent
 function tls_class:send(buf, len, expires)
+	local s = self._s
+	if s and self._handshaken then return s:io_send(buf, len, expires) end
 	if not self._handshaken then
 		local ok, err = handshake(self, expires)
 		if not ok then return nil, err, 0 end
+		s = self._s
 	end
-	len = len or #buf
-	local s = self._s
 	if not s then return nil, 'closed', 0 end
-	local sent = 0
-	while sent < len do
-		local n, serr = s:io_write(expires, buf, sent, min(len - sent, WRITE_CHUNK))
-		if not n then return nil, serr == 'eof' and 'closed' or serr, sent end
-		sent = sent + n
-	end
-	return true
+	return s:io_send(buf, len, expires)
 end
 
 -- conn:recvn(buf, len, [expires]) -> buf, len | nil, err, read_len

@@ -50,16 +50,27 @@ enum class Step : uint8_t { handshake, read, write, read_ahead, shutdown };
 // LuaSocket::rd, 1 for ::wr), which the completion finds through LuaWait::job.
 struct TlsJob {
   enum class Phase : uint8_t { step, flush, fill };
+  // What the call returns: the step's (see push_job), or a tcp socket's
+  // recv or send results (conn:recv and conn:send, which call the binding
+  // directly once the handshake is done).
+  enum class Shape : uint8_t { step, recv, send };
   LuaSession* s = nullptr;
   Step step = Step::read;
   Phase phase = Phase::step;
+  Shape shape = Shape::step;
   bool flusher = false;    // this call is the one sending the session's output
   bool give_way = false;   // the wait asked for is one turn of the loop (sched_give_way)
+  // In a completion: the first syscall after the loop said the socket is
+  // ready is that readiness's (the loop's own op would make it), so it does
+  // not count against the thread's budget; any further one does.
+  bool fresh = false;
   lua_State* L = nullptr;  // while the call runs in its own frame (not in a completion)
   bool checked = false;    // the call's thread was checked for I/O (sched_check_thread)
   const char* fname = "recv";
   char* buf = nullptr;     // read: where the plaintext goes; write: the plaintext
-  size_t len = 0;
+  size_t len = 0;          // (send: this step's part of it)
+  size_t total = 0;        // send: all of the plaintext
+  size_t sent = 0;         // send: how much of it the steps before this one took
   Result r;                // the step's result, kept while its output is sent
   int flush_err = 0;       // sending the output failed (a code)
   int err = 0;             // the call fails with this code (after the step's result is known)
@@ -343,6 +354,15 @@ static char* scratch(Scheduler* S) {
   return S->recv_scratch.get();
 }
 
+// Whether the call must give way before its next syscall (see TlsJob::fresh).
+static bool give_way(TlsJob& j, Scheduler* S) {
+  if (j.fresh) {
+    j.fresh = false;
+    return false;
+  }
+  return sched_give_way(S);
+}
+
 // Before the first syscall of a call made in its own frame: only sock
 // threads do I/O (a call served from what is in hand needs none).
 static void check_io_thread(TlsJob& j) {
@@ -394,9 +414,9 @@ static Need flush(TlsJob& j) {
       break;
     }
     // (giving way: this call waits one turn of the loop, as a tcp send would)
-    bool give_way = sched_give_way(S);
+    bool gw = give_way(j, S);
     size_t sent = 0;
-    if (!give_way) {
+    if (!gw) {
       sock::Operation op;
       op.prepare(sock::OpKind::send, &ls->s.io, const_cast<char*>(p), n);
       if (sock::Loop::try_now(op)) {
@@ -415,7 +435,7 @@ static Need flush(TlsJob& j) {
       s->out_pos = 0;
     }
     if (would_block) {
-      j.give_way = give_way;
+      j.give_way = gw;
       return kWritable;
     }
   }
@@ -443,7 +463,7 @@ static Need fill(TlsJob& j) {
     return kFinished;
   }
   Scheduler* S = ls->sched;
-  if (sched_give_way(S)) {
+  if (give_way(j, S)) {
     j.give_way = true;
     return kReadable;
   }
@@ -465,6 +485,11 @@ static Need fill(TlsJob& j) {
     s->session->feed(buf, (size_t)op.result);
   return kFinished;
 }
+
+// Plaintext encrypted per step of a send, so that a huge send is not all
+// held as ciphertext at once.
+constexpr size_t kWriteChunk = 262144;
+static size_t next_part(size_t left) { return left < kWriteChunk ? left : kWriteChunk; }
 
 // Run the call on until it has its result (kFinished) or must wait: the
 // engine step; its output sent (unless another call is sending); then, if
@@ -488,6 +513,15 @@ static Need advance(TlsJob& j) {
         switch (j.r.status) {
           case Status::done:
             j.err = j.flush_err;
+            if (!j.err && j.shape == TlsJob::Shape::send) {  // the next part, if any
+              j.sent += j.r.bytes;
+              if (j.sent < j.total) {
+                j.buf += j.r.bytes;
+                j.len = next_part(j.total - j.sent);
+                j.phase = TlsJob::Phase::step;
+                continue;
+              }
+            }
             return kFinished;
           case Status::error:  // (the alert to the peer was sent if it could be)
           case Status::closed:
@@ -516,25 +550,55 @@ static Need advance(TlsJob& j) {
   }
 }
 
-// The call's results: the step's count | false, 'eof' (close_notify came) |
-// false, 'eof_without_close_notify' | nil, err.
+// The call's results. Shape::step: the step's count | false, 'eof'
+// (close_notify came) | false, 'eof_without_close_notify' | nil, err.
+// Shape::recv: a tcp recv's: n | 0 at the end (0, 'eof_without_close_notify'
+// without close_notify) | nil, err. Shape::send: a tcp send's: true | nil,
+// err, sent (the end of the stream is 'closed').
 static int push_job(lua_State* L, TlsJob& j) {
   if (j.flusher) {  // (a failed wait ends the sending too)
     j.s->flushing = false;
     j.s->flusher_wait = nullptr;
     j.flusher = false;
   }
+  if (j.shape == TlsJob::Shape::send) {
+    if (!j.err && j.r.status == Status::done) {
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    if (j.err) {
+      sock_lua_fail(L, j.err);
+    } else {
+      lua_pushnil(L);
+      if (j.r.status == Status::closed)
+        lua_pushliteral(L, "closed");
+      else if (j.r.status == Status::closed_abruptly)
+        lua_pushliteral(L, "eof_without_close_notify");
+      else
+        lua_pushstring(L, j.r.message.c_str());
+    }
+    sock_pushinteger(L, (long long)j.sent);
+    return 3;
+  }
   if (j.err) return sock_lua_fail(L, j.err);
+  bool recv = j.shape == TlsJob::Shape::recv;
   switch (j.r.status) {
     case Status::done:
       sock_pushinteger(L, (long long)j.r.bytes);
       return 1;
     case Status::closed:
+      if (recv) {
+        lua_pushinteger(L, 0);
+        return 1;
+      }
       lua_pushboolean(L, 0);
       lua_pushliteral(L, "eof");
       return 2;
     case Status::closed_abruptly:
-      lua_pushboolean(L, 0);
+      if (recv)
+        lua_pushinteger(L, 0);
+      else
+        lua_pushboolean(L, 0);
       lua_pushliteral(L, "eof_without_close_notify");
       return 2;
     default:
@@ -579,9 +643,11 @@ static void arm_kind(LuaWait& w, Need n) {
 static void tls_ready(sock::Operation* op) {
   LuaWait& w = *static_cast<LuaWait*>(op->owner);
   TlsJob& j = *static_cast<TlsJob*>(w.job);
+  j.fresh = true;
+  Need n = kFinished;
   if (op->result < 0) {
     j.err = (int)-op->result;
-  } else if (Need n = advance(j)) {
+  } else if ((n = advance(j)) != kFinished) {
     arm_kind(w, n);
     if (j.flusher) j.s->flusher_wait = &w;
     int rc = sock_lua_wait_again(w, j.give_way);
@@ -593,42 +659,85 @@ static void tls_ready(sock::Operation* op) {
   sched_complete_wait(w.head.sched, &w.head, push_job_ctx, &j, undo_job);
 }
 
-// s:io_<step>(expires, ...): the step run to its end over the socket,
-// waiting (yielding the thread) when the socket is not ready: the results
-// of push_job. The step is upvalue 2. Arguments after expires:
-// read (buf, len, [offset]); write (buf, offset, len).
+// The buffer and length of a recv or send: buf at idx, the optional
+// length after it (nil: all of buf).
+static char* io_buffer(lua_State* L, int idx, bool writable, size_t* len, const char* fname) {
+  size_t cap;
+  char* p = sock_lua_checkbuffer(L, idx, writable, &cap, fname);
+  if (lua_isnoneornil(L, idx + 1)) {
+    if (cap == (size_t)-1) sock_error(L, "bad argument #%d to '%s' (length required with a cdata buffer)", idx, fname);
+    *len = cap;
+  } else {
+    *len = (size_t)luaL_checknumber(L, idx + 1);
+    if (cap != (size_t)-1 && *len > cap) {
+      if (writable)
+        *len = cap;
+      else
+        luaL_error(L, "%s: length beyond the buffer", fname);
+    }
+  }
+  return p;
+}
+
+// The step run to its end over the socket, waiting (yielding the thread)
+// while the socket is not ready; the results of push_job. Upvalue 2 is the
+// step, 3 the shape of the results:
+//   s:io_<step>(expires, ...) (Shape::step), after expires:
+//     io_read (buf, len, [offset]); io_write (buf, offset, len);
+//   s:io_recv(buf, [len], [expires]) (Shape::recv: conn:recv once handshaken)
+//   s:io_send(buf, [len], [expires]) (Shape::send: conn:send, all of it)
 static int l_io(lua_State* L) {
   LuaSession* s = check_session(L);
   Step step = static_cast<Step>(lua_tointeger(L, lua_upvalueindex(2)));
+  auto shape = static_cast<TlsJob::Shape>(lua_tointeger(L, lua_upvalueindex(3)));
   bool reads = step == Step::read || step == Step::read_ahead || step == Step::handshake;
   const char* fname = reads ? "recv" : "send";
   if (!s->ls) return sock_error(L, "TLS session has no socket");
-  double expires = sock_lua_optexpires(L, 2, fname);
   TlsJob j;
   j.s = s;
   j.step = step;
+  j.shape = shape;
   j.L = L;
   j.fname = fname;
-  if (step == Step::read) {
-    size_t cap;
-    char* p = sock_lua_checkbuffer(L, 3, true, &cap, "recv");
-    size_t len = (size_t)luaL_checknumber(L, 4);
-    size_t offset = (size_t)luaL_optnumber(L, 5, 0);
-    if (cap != (size_t)-1) {
-      if (offset > cap) return luaL_error(L, "recv: offset beyond the buffer");
-      if (len > cap - offset) len = cap - offset;
+  double expires;
+  if (shape == TlsJob::Shape::recv) {
+    j.buf = io_buffer(L, 2, true, &j.len, "recv");
+    expires = sock_lua_optexpires(L, 4, "recv");
+    if (j.len == 0) {
+      lua_pushinteger(L, 0);
+      return 1;
     }
-    j.buf = p + offset;
-    j.len = len;
-  } else if (step == Step::write) {
-    size_t cap;
-    const char* p = sock_lua_checkbuffer(L, 3, false, &cap, "send");
-    size_t offset = (size_t)luaL_checknumber(L, 4);
-    size_t len = (size_t)luaL_checknumber(L, 5);
-    if (cap != (size_t)-1 && (offset > cap || len > cap - offset))
-      return luaL_error(L, "send: length beyond the buffer");
-    j.buf = const_cast<char*>(p) + offset;
-    j.len = len;
+  } else if (shape == TlsJob::Shape::send) {
+    j.buf = io_buffer(L, 2, false, &j.total, "send");
+    expires = sock_lua_optexpires(L, 4, "send");
+    if (j.total == 0) {
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    j.len = next_part(j.total);
+  } else {
+    expires = sock_lua_optexpires(L, 2, fname);
+    if (step == Step::read) {
+      size_t cap;
+      char* p = sock_lua_checkbuffer(L, 3, true, &cap, "recv");
+      size_t len = (size_t)luaL_checknumber(L, 4);
+      size_t offset = (size_t)luaL_optnumber(L, 5, 0);
+      if (cap != (size_t)-1) {
+        if (offset > cap) return luaL_error(L, "recv: offset beyond the buffer");
+        if (len > cap - offset) len = cap - offset;
+      }
+      j.buf = p + offset;
+      j.len = len;
+    } else if (step == Step::write) {
+      size_t cap;
+      const char* p = sock_lua_checkbuffer(L, 3, false, &cap, "send");
+      size_t offset = (size_t)luaL_checknumber(L, 4);
+      size_t len = (size_t)luaL_checknumber(L, 5);
+      if (cap != (size_t)-1 && (offset > cap || len > cap - offset))
+        return luaL_error(L, "send: length beyond the buffer");
+      j.buf = const_cast<char*>(p) + offset;
+      j.len = len;
+    }
   }
   Need n = advance(j);
   if (!n) return push_job(L, j);
@@ -765,11 +874,15 @@ void sock_lua_open_tls(lua_State* L) {
       {"version", l_version},
       {"free", l_session_free},
       {nullptr, nullptr}};
+  using Shape = TlsJob::Shape;
   static const struct {
     const char* name;
     Step step;
-  } io_methods[] = {{"io_handshake", Step::handshake}, {"io_read", Step::read},       {"io_write", Step::write},
-                    {"io_read_ahead", Step::read_ahead}, {"io_shutdown", Step::shutdown}};
+    Shape shape;
+  } io_methods[] = {{"io_handshake", Step::handshake, Shape::step}, {"io_read", Step::read, Shape::step},
+                    {"io_write", Step::write, Shape::step},         {"io_read_ahead", Step::read_ahead, Shape::step},
+                    {"io_shutdown", Step::shutdown, Shape::step},   {"io_recv", Step::read, Shape::recv},
+                    {"io_send", Step::write, Shape::send}};
   luaL_newmetatable(L, SESSION_MT);
   lua_pushcfunction(L, l_session_gc);
   lua_setfield(L, -2, "__gc");
@@ -779,7 +892,8 @@ void sock_lua_open_tls(lua_State* L) {
   for (const auto& m : io_methods) {
     lua_pushvalue(L, -2);
     lua_pushinteger(L, (lua_Integer)m.step);
-    lua_pushcclosure(L, l_io, 2);
+    lua_pushinteger(L, (lua_Integer)m.shape);
+    lua_pushcclosure(L, l_io, 3);
     lua_setfield(L, -2, m.name);
   }
   lua_setfield(L, -2, "__index");
