@@ -168,6 +168,7 @@ end
 -- conn:handshake([expires]) -> true | nil, err. Done once; the first I/O
 -- call does it when the program did not. A second thread asking while the
 -- first is at it waits for that outcome.
+local class_recv, class_send  -- (the class's own recv and send, defined below)
 local function handshake(self, expires)
 	if self._handshaken then return true end
 	if not self._s then return nil, 'closed' end
@@ -191,6 +192,12 @@ local function handshake(self, expires)
 	local r, err = run(self, expires, 'io_handshake')
 	if r then
 		self._handshaken = true
+		-- From now on recv and send go straight to the binding: the
+		-- connection's own fields, unless code replaced the class's.
+		local s = self._s
+		if s and tls_class.recv == class_recv and tls_class.send == class_send then
+			self.recv, self.send = s:fast_methods()
+		end
 	elseif r == false then
 		err = 'eof'  -- the peer closed during the handshake
 	end
@@ -217,6 +224,7 @@ function tls_class:recv(buf, len, expires)
 	if not s then return nil, 'closed' end
 	return s:io_recv(buf, len, expires)
 end
+class_recv = tls_class.recv
 
 -- conn:_send(buf, len, [expires]) -> n | nil, err: one step (luapower's
 -- single-shot send, which tcp_class.send loops over).
@@ -243,6 +251,7 @@ function tls_class:send(buf, len, expires)
 	if not s then return nil, 'closed', 0 end
 	return s:io_send(buf, len, expires)
 end
+class_send = tls_class.send
 
 -- conn:recvn(buf, len, [expires]) -> buf, len | nil, err, read_len
 function tls_class:recvn(buf, len, expires)

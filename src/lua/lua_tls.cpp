@@ -680,16 +680,13 @@ static char* io_buffer(lua_State* L, int idx, bool writable, size_t* len, const 
 }
 
 // The step run to its end over the socket, waiting (yielding the thread)
-// while the socket is not ready; the results of push_job. Upvalue 2 is the
-// step, 3 the shape of the results:
-//   s:io_<step>(expires, ...) (Shape::step), after expires:
-//     io_read (buf, len, [offset]); io_write (buf, offset, len);
-//   s:io_recv(buf, [len], [expires]) (Shape::recv: conn:recv once handshaken)
-//   s:io_send(buf, [len], [expires]) (Shape::send: conn:send, all of it)
-static int l_io(lua_State* L) {
-  LuaSession* s = check_session(L);
-  Step step = static_cast<Step>(lua_tointeger(L, lua_upvalueindex(2)));
-  auto shape = static_cast<TlsJob::Shape>(lua_tointeger(L, lua_upvalueindex(3)));
+// while the socket is not ready; the results of push_job. The arguments
+// from 2 on:
+//   Shape::step: (expires, ...): read (buf, len, [offset]); write (buf,
+//     offset, len); the others nothing more
+//   Shape::recv: (buf, [len], [expires]) (conn:recv once handshaken)
+//   Shape::send: (buf, [len], [expires]) (conn:send: all of it)
+static int io_call(lua_State* L, LuaSession* s, Step step, TlsJob::Shape shape) {
   bool reads = step == Step::read || step == Step::read_ahead || step == Step::handshake;
   const char* fname = reads ? "recv" : "send";
   if (!s->ls) return sock_error(L, "TLS session has no socket");
@@ -763,6 +760,48 @@ static int l_io(lua_State* L) {
   parked.give_way = false;
   if (parked.flusher) s->flusher_wait = &w;
   return sock_lua_wait_op(L, ls, w, tls_ready, fname);
+}
+
+// s:io_handshake(expires), s:io_read(expires, buf, len, [offset]),
+// s:io_write(expires, buf, offset, len), s:io_read_ahead(expires),
+// s:io_shutdown(expires): the step's results (see push_job).
+template <Step step>
+static int l_io(lua_State* L) {
+  return io_call(L, check_session(L), step, TlsJob::Shape::step);
+}
+
+// s:io_recv(buf, [len], [expires]), s:io_send(s|buf, [len], [expires]):
+// conn:recv and conn:send, with a tcp socket's results.
+template <TlsJob::Shape shape>
+static int l_io_shaped(lua_State* L) {
+  return io_call(L, check_session(L), shape == TlsJob::Shape::recv ? Step::read : Step::write, shape);
+}
+
+// The methods s:fast_methods() makes: conn:recv(buf, [len], [expires]) and
+// conn:send(s|buf, [len], [expires]) of one connection once its handshake
+// is done, with a tcp socket's results. Upvalue 1 is the session (so no
+// lookup and no check is needed).
+template <TlsJob::Shape shape>
+static int l_bound_io(lua_State* L) {
+  LuaSession* s = static_cast<LuaSession*>(lua_touserdata(L, lua_upvalueindex(1)));
+  if (!s->session) {  // closed
+    sock_lua_fail(L, sock::ERR_CLOSED);
+    if (shape == TlsJob::Shape::recv) return 2;
+    lua_pushinteger(L, 0);
+    return 3;
+  }
+  return io_call(L, s, shape == TlsJob::Shape::recv ? Step::read : Step::write, shape);
+}
+
+// s:fast_methods() -> recv, send: the connection's own recv and send (see
+// l_bound_io), for sock_tls.lua to store in the connection.
+static int l_fast_methods(lua_State* L) {
+  check_session(L);
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, l_bound_io<TlsJob::Shape::recv>, 1);
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, l_bound_io<TlsJob::Shape::send>, 1);
+  return 2;
 }
 
 // s:flushing() -> whether a call is sending the connection's output
@@ -863,6 +902,14 @@ void sock_lua_open_tls(lua_State* L) {
 
   static const luaL_Reg session_methods[] = {
       {"attach", l_attach},
+      {"fast_methods", l_fast_methods},
+      {"io_handshake", l_io<Step::handshake>},
+      {"io_read", l_io<Step::read>},
+      {"io_write", l_io<Step::write>},
+      {"io_read_ahead", l_io<Step::read_ahead>},
+      {"io_shutdown", l_io<Step::shutdown>},
+      {"io_recv", l_io_shaped<TlsJob::Shape::recv>},
+      {"io_send", l_io_shaped<TlsJob::Shape::send>},
       {"flushing", l_flushing},
       {"buffered", l_buffered},
       {"find", l_find},
@@ -874,28 +921,12 @@ void sock_lua_open_tls(lua_State* L) {
       {"version", l_version},
       {"free", l_session_free},
       {nullptr, nullptr}};
-  using Shape = TlsJob::Shape;
-  static const struct {
-    const char* name;
-    Step step;
-    Shape shape;
-  } io_methods[] = {{"io_handshake", Step::handshake, Shape::step}, {"io_read", Step::read, Shape::step},
-                    {"io_write", Step::write, Shape::step},         {"io_read_ahead", Step::read_ahead, Shape::step},
-                    {"io_shutdown", Step::shutdown, Shape::step},   {"io_recv", Step::read, Shape::recv},
-                    {"io_send", Step::write, Shape::send}};
   luaL_newmetatable(L, SESSION_MT);
   lua_pushcfunction(L, l_session_gc);
   lua_setfield(L, -2, "__gc");
   lua_newtable(L);
   lua_pushvalue(L, -2);  // the metatable, check_session's upvalue
   luaL_setfuncs(L, session_methods, 1);
-  for (const auto& m : io_methods) {
-    lua_pushvalue(L, -2);
-    lua_pushinteger(L, (lua_Integer)m.step);
-    lua_pushinteger(L, (lua_Integer)m.shape);
-    lua_pushcclosure(L, l_io, 3);
-    lua_setfield(L, -2, m.name);
-  }
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 
