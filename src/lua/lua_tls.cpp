@@ -99,6 +99,8 @@ struct LuaSession {
   // sending call waits in (null while it runs in its own frame).
   bool flushing = false;
   LuaWait* flusher_wait = nullptr;
+  // The last recv found the socket empty (would block, or less than asked).
+  bool recv_short = false;
   TlsJob jobs[2];
 
   // Everything of the connection but the jobs (a completion may still come
@@ -467,6 +469,13 @@ static Need fill(TlsJob& j) {
     j.give_way = true;
     return kReadable;
   }
+  // The last recv found the socket empty: on a completion backend, whose
+  // readable wait looks at the socket itself, the call waits without
+  // trying (a recv that would almost surely block saved), as a tcp recv
+  // does. (Not with epoll: it reports edges only, and a short recv may
+  // leave the end of the stream behind, whose edge has come already.)
+  sock::Loop* loop = S->loop.get();
+  if (s->recv_short && loop && loop->poller().completes_ops()) return kReadable;
   char* buf = scratch(S);
   if (!buf) {
     j.err = ENOMEM;
@@ -474,7 +483,9 @@ static Need fill(TlsJob& j) {
   }
   sock::Operation op;
   op.prepare(sock::OpKind::recv, &ls->s.io, buf, kRecvScratchSize);
-  if (!sock::Loop::try_now(op)) return kReadable;
+  bool done = sock::Loop::try_now(op);
+  s->recv_short = !done || (op.result > 0 && (size_t)op.result < kRecvScratchSize);
+  if (!done) return kReadable;
   if (op.result < 0) {
     j.err = (int)-op.result;
     return kFinished;
@@ -644,6 +655,7 @@ static void tls_ready(sock::Operation* op) {
   LuaWait& w = *static_cast<LuaWait*>(op->owner);
   TlsJob& j = *static_cast<TlsJob*>(w.job);
   j.fresh = true;
+  j.s->recv_short = false;  // (the socket may be readable now: the next fill tries)
   Need n = kFinished;
   if (op->result < 0) {
     j.err = (int)-op->result;
