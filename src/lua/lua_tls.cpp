@@ -539,6 +539,17 @@ static Need advance(TlsJob& j) {
         switch (j.r.status) {
           case Status::done:
             j.err = j.flush_err;
+            if (j.err && j.step == Step::write && j.r.bytes > 0) {
+              // The plaintext is in the stream: its ciphertext waits in the
+              // session and goes first on the next call. So it counts as
+              // sent (resending it would repeat it); _send's count says so
+              // and the failure, if it lasts, comes with the next call.
+              if (j.shape == TlsJob::Shape::send)
+                j.sent += j.r.bytes;
+              else
+                j.err = 0;
+              return kFinished;
+            }
             if (!j.err && j.shape == TlsJob::Shape::send) {  // the next part, if any
               j.sent += j.r.bytes;
               if (j.sent < j.total) {
