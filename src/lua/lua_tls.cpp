@@ -64,6 +64,7 @@ struct TlsJob {
   // ready is that readiness's (the loop's own op would make it), so it does
   // not count against the thread's budget; any further one does.
   bool fresh = false;
+  bool took_all = false;   // flush: the engine had no more output after the last take
   lua_State* L = nullptr;  // while the call runs in its own frame (not in a completion)
   bool checked = false;    // the call's thread was checked for I/O (sched_check_thread)
   const char* fname = "recv";
@@ -282,6 +283,11 @@ static Result step_read(LuaSession* s, char* p, size_t len) {
     s->deferred = Result{};
     return r;
   }
+  if (s->session->read_would_block()) {  // (the usual case when a reader comes back for more)
+    Result r;
+    r.status = Status::want_read;
+    return r;
+  }
   Result r = s->session->read(p, len);
   if (r.status == Status::done && r.bytes > 0) {
     while (r.bytes < len && s->session->has_pending_input()) {
@@ -323,6 +329,11 @@ static Result step_read_ahead(LuaSession* s) {
     s->has_deferred = false;
     Result r = std::move(s->deferred);
     s->deferred = Result{};
+    return r;
+  }
+  if (s->session->read_would_block()) {
+    Result r;
+    r.status = Status::want_read;
     return r;
   }
   if (s->ahead_pos > 0 && s->ahead_pos == s->ahead.size()) {
@@ -391,6 +402,7 @@ static Need flush(TlsJob& j) {
     s->flusher_wait = nullptr;
     j.flusher = true;
   }
+  j.took_all = false;
   Scheduler* S = ls->sched;
   for (;;) {
     const char* p;
@@ -410,8 +422,10 @@ static Need flush(TlsJob& j) {
         j.flush_err = ENOMEM;
         break;
       }
+      if (j.took_all) break;  // (the last take left nothing behind)
       n = s->session->take(buf, kRecvScratchSize);
       if (n == 0) break;
+      j.took_all = n < kRecvScratchSize;  // a memory BIO gives all it has, up to the size
       p = buf;
     }
     if (!ls->s.is_open()) {
