@@ -6,9 +6,11 @@
 --   sock.tls_config(opt) -> config (options checked once, contexts made once)
 -- and luapower's require'sock_libtls' (client_stcp, server_stcp, config).
 --
--- The engine (lua_tls.cpp) never waits; this file moves its ciphertext over
--- the tcp socket with the socket's own recv/send, passing `expires` to each,
--- so TLS works on every backend with the same deadlines and error names.
+-- The binding (lua_tls.cpp) runs each engine step to its end over the tcp
+-- socket in C (s:io_read, s:io_write, ...), receiving and sending the
+-- ciphertext with the socket's own wait records, `expires` and error names,
+-- so TLS works on every backend as the socket does. This file keeps the
+-- API: the handshake shared by threads, the buffered reads, close.
 local sock = ...
 
 local type, pairs, setmetatable, tostring = type, pairs, setmetatable, tostring
@@ -140,7 +142,6 @@ local tls_class = {issocket = true, istcpsocket = true, istlssocket = true}
 sock.tls_class = tls_class
 local conn_mt = {__index = tls_class}
 
-local RECV_SIZE = 32768       -- ciphertext read per tcp recv (records are <= 16 KiB + overhead)
 local WRITE_CHUNK = 262144    -- plaintext encrypted per step, so a huge send is not all held at once
 local DEFAULT_MAXLINE = 65536
 
@@ -154,74 +155,20 @@ local function wrap(tcp, session)
 	return c
 end
 
--- Send what the engine has for the network. One thread sends at a time;
--- another finding it busy leaves its output to that thread's loop.
-local function flush(self, s, expires)
-	if self._flushing then return true end
-	self._flushing = true
-	local out = s:take()
-	while out do
-		local ok, err = self.tcp:send(out, nil, expires)
-		if not ok then
-			self._flushing = false
-			return nil, err
-		end
-		if self._s ~= s then  -- closed meanwhile
-			self._flushing = false
-			return nil, 'closed'
-		end
-		out = s:take()
-	end
-	self._flushing = false
-	return true
-end
-
--- Give the engine what the network has: one tcp recv.
-local function fill(self, s, expires)
-	local buf = self._rbuf
-	if not buf then
-		buf = sock.buffer(RECV_SIZE)
-		self._rbuf = buf
-	end
-	local n, err = self.tcp:recv(buf, RECV_SIZE, expires)
-	if not n then return nil, err end
-	if self._s ~= s then return nil, 'closed' end
-	if n == 0 then s:feed_eof() else s:feed(buf, n) end
-	return true
-end
-
--- Run one engine step (a session method's name) until it is done, moving
--- ciphertext as it asks. Returns the step's count | false, 'eof'
--- (close_notify came) | false, 'eof_without_close_notify' | nil, err.
+-- Run one engine step ('io_read', 'io_write', ...: a session method) to
+-- its end, the ciphertext moved over the socket as it asks. Returns the
+-- step's count | false, 'eof' (close_notify came) | false,
+-- 'eof_without_close_notify' | nil, err.
 local function run(self, expires, op, a, b, c)
 	local s = self._s
 	if not s then return nil, 'closed' end
-	while true do
-		local status, x, pending = s[op](s, a, b, c)
-		local ok, err = true, nil
-		if pending ~= 0 then ok, err = flush(self, s, expires) end  -- (none: nothing to send)
-		if status == 'done' then
-			if not ok then return nil, err end
-			return x
-		elseif status == 'error' then
-			return nil, x  -- (the alert to the peer was sent if it could be)
-		elseif status == 'closed' then
-			return false, 'eof'
-		elseif status == 'closed_abruptly' then
-			return false, 'eof_without_close_notify'
-		end
-		if not ok then return nil, err end
-		if status == 'want_read' then
-			ok, err = fill(self, s, expires)
-			if not ok then return nil, err end
-		end
-		if self._s ~= s then return nil, 'closed' end
-	end
+	return s[op](s, expires, a, b, c)
 end
 
 -- conn:handshake([expires]) -> true | nil, err. Done once; the first I/O
 -- call does it when the program did not. A second thread asking while the
 -- first is at it waits for that outcome.
+local class_recv, class_send  -- (the class's own recv and send, defined below)
 local function handshake(self, expires)
 	if self._handshaken then return true end
 	if not self._s then return nil, 'closed' end
@@ -242,9 +189,15 @@ local function handshake(self, expires)
 		if self._handshaken then return true end
 	end
 	self._hs_waiters = {}
-	local r, err = run(self, expires, 'handshake')
+	local r, err = run(self, expires, 'io_handshake')
 	if r then
 		self._handshaken = true
+		-- From now on recv and send go straight to the binding: the
+		-- connection's own fields, unless code replaced the class's.
+		local s = self._s
+		if s and tls_class.recv == class_recv and tls_class.send == class_send then
+			self.recv, self.send = s:fast_methods()
+		end
 	elseif r == false then
 		err = 'eof'  -- the peer closed during the handshake
 	end
@@ -261,19 +214,17 @@ tls_class.handshake = handshake
 -- conn:recv(buf, len, [expires]) -> n | 0 at the end | nil, err
 -- At an end without close_notify it returns 0, 'eof_without_close_notify'.
 function tls_class:recv(buf, len, expires)
+	local s = self._s
+	if s and self._handshaken then return s:io_recv(buf, len, expires) end
 	if not self._handshaken then
 		local ok, err = handshake(self, expires)
 		if not ok then return nil, err end
+		s = self._s
 	end
-	if len == 0 then return 0 end
-	local n, rerr = run(self, expires, 'read', buf, len)
-	if n then return n end
-	if n == false then
-		if rerr == 'eof' then return 0 end
-		return 0, rerr
-	end
-	return nil, rerr
+	if not s then return nil, 'closed' end
+	return s:io_recv(buf, len, expires)
 end
+class_recv = tls_class.recv
 
 -- conn:_send(buf, len, [expires]) -> n | nil, err: one step (luapower's
 -- single-shot send, which tcp_class.send loops over).
@@ -283,26 +234,24 @@ function tls_class:_send(buf, len, expires)
 		if not ok then return nil, err end
 	end
 	len = len or #buf
-	local n, serr = run(self, expires, 'write', buf, 0, min(len, WRITE_CHUNK))
+	local n, serr = run(self, expires, 'io_write', buf, 0, min(len, WRITE_CHUNK))
 	if n then return n end
 	return nil, serr == 'eof' and 'closed' or serr
 end
 
 -- conn:send(s|buf, [len], [expires]) -> true | nil, err, sent
 function tls_class:send(buf, len, expires)
+	local s = self._s
+	if s and self._handshaken then return s:io_send(buf, len, expires) end
 	if not self._handshaken then
 		local ok, err = handshake(self, expires)
 		if not ok then return nil, err, 0 end
+		s = self._s
 	end
-	len = len or #buf
-	local sent = 0
-	while sent < len do
-		local n, serr = run(self, expires, 'write', buf, sent, min(len - sent, WRITE_CHUNK))
-		if not n then return nil, serr == 'eof' and 'closed' or serr, sent end
-		sent = sent + n
-	end
-	return true
+	if not s then return nil, 'closed', 0 end
+	return s:io_send(buf, len, expires)
 end
+class_send = tls_class.send
 
 -- conn:recvn(buf, len, [expires]) -> buf, len | nil, err, read_len
 function tls_class:recvn(buf, len, expires)
@@ -310,7 +259,7 @@ function tls_class:recvn(buf, len, expires)
 	if not ok then return nil, err, 0 end
 	local got = 0
 	while got < len do
-		local n, rerr = run(self, expires, 'read', buf, len - got, got)
+		local n, rerr = run(self, expires, 'io_read', buf, len - got, got)
 		if not n then return nil, n == false and 'eof' or rerr, got end
 		got = got + n
 	end
@@ -319,7 +268,7 @@ end
 
 -- Read ahead once: n | false, eof kind | nil, err.
 local function read_ahead(self, expires)
-	return run(self, expires, 'read_ahead')
+	return run(self, expires, 'io_read_ahead')
 end
 
 -- What is read ahead, all of it: the partial result at the end of the
@@ -425,10 +374,9 @@ end
 local function send_close_notify(self, s, expires)
 	if self._shut or not s:handshake_done() then return true end
 	self._shut = true
-	s:shutdown()
-	local out = s:take()
-	if not out then return true end
-	return self.tcp:send(out, nil, expires or sock.clock())
+	local ok, err = s:io_shutdown(expires or sock.clock())
+	if not ok then return nil, err end
+	return true
 end
 
 -- conn:shutdown([mode], [expires]): 'w' and 'both' (the default, as for
@@ -447,7 +395,7 @@ end
 function tls_class:close(expires)
 	local s = self._s
 	if not s then return true end
-	if not self._flushing then send_close_notify(self, s, expires) end
+	if not s:flushing() then send_close_notify(self, s, expires) end
 	self._s = nil
 	s:free()
 	self.tcp:close()
@@ -493,6 +441,10 @@ function sock.tls_client(tcp, servername, opt)
 	local config = config_of(opt, 3, 'tls_client')
 	local s, err = sock._tls_session(context_of(config, false, 3, 'tls_client'), servername or config.opt.servername)
 	if not s then return nil, err end
+	if not s:attach(tcp) then
+		s:free()
+		argerror(1, 'tls_client', 'tcp socket expected, got a table that is none')
+	end
 	return wrap(tcp, s)
 end
 
@@ -520,6 +472,7 @@ function listener_class:accept(expires)
 		c:close()
 		return nil, serr
 	end
+	s:attach(c)
 	return wrap(c, s)
 end
 function listener_class:close() return self.tcp:close() end

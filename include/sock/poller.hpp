@@ -24,6 +24,13 @@ class Poller {
   // waits for data without that extra syscall; readiness backends must try.
   virtual bool completes_ops() const { return false; }
 
+  // Edge-triggered readiness backends that keep IoHandle::hangup_seen: a
+  // caller whose recv just came back short may wait without trying again,
+  // provided the poller has not been entered since (stats().enters: an edge
+  // reported meanwhile went to nobody) and no hangup was seen (an end of
+  // stream that came with the last data has had its edge already).
+  virtual bool reports_hangups() const { return false; }
+
   // An fd that becomes readable when the poller has something to report, so
   // a host program can watch it in its own event loop; -1 if there is none.
   // (A completion backend that batches submissions stops batching once this

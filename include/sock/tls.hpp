@@ -104,6 +104,11 @@ class Session {
   // network I/O: ciphertext fed and not yet processed, or plaintext of a
   // record that an earlier read() did not take all of.
   bool has_pending_input() const;
+  // Whether read() now could only say want_read, which is cheaper to tell
+  // than to try: the handshake is done, no ciphertext is waiting or half
+  // processed, no plaintext is in hand, and neither the end of the stream,
+  // nor close_notify, nor a failure has come.
+  bool read_would_block() const;
 
   Result handshake();
   Result read(char* out, size_t cap);
@@ -125,6 +130,7 @@ class Session {
   void* rbio_ = nullptr;  // BIO* the network's ciphertext goes into
   void* wbio_ = nullptr;  // BIO* the session's ciphertext comes out of
   bool eof_ = false;
+  bool failed_ = false;  // a step said error: the next may say it again without input
   std::string session_key_;  // clients: where the context keeps this server's session
   friend struct ContextAccess;
 };

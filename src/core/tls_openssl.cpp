@@ -327,6 +327,12 @@ bool Session::has_pending_input() const {
   return BIO_ctrl_pending(BIO_OF(rbio_)) > 0 || SSL_pending(SSL_OF(this)) > 0;
 }
 
+bool Session::read_would_block() const {
+  SSL* ssl = SSL_OF(this);
+  return !eof_ && !failed_ && BIO_ctrl_pending(BIO_OF(rbio_)) == 0 && SSL_has_pending(ssl) == 0 &&
+         SSL_is_init_finished(ssl) && (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) == 0;
+}
+
 size_t Session::take(char* out, size_t cap) {
   if (cap > (size_t)INT_MAX) cap = INT_MAX;
   int n = BIO_read(BIO_OF(wbio_), out, (int)cap);
@@ -367,6 +373,7 @@ Result Session::result_of(int ret, size_t bytes) {
         return r;
       }
       r.status = Status::error;
+      failed_ = true;
       bool verify_failed = ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED;
       r.message = take_openssl_error("TLS error");
       // Why the certificate was refused (the verify result is kept from

@@ -45,7 +45,7 @@ namespace {
 enum Mode : int { kRead = 1, kReadN, kLine, kUntil };
 
 constexpr size_t kDefaultMaxLine = 65536;  // readline/readuntil without a max
-constexpr size_t kRecvChunk = 65536;       // bytes asked of one recv
+constexpr size_t kRecvChunk = kRecvScratchSize;  // bytes asked of one recv (the scratch's size)
 constexpr size_t kKeepCapacity = 16384;    // an empty buffer larger than this is freed
 
 // Hidden key of the per-socket line limit in the socket object.

@@ -1,12 +1,25 @@
 // The TLS engine (sock/tls.hpp) for the Lua half: contexts and sessions as
-// userdata whose methods never wait. lua/sock_tls.lua moves the ciphertext
-// over the tcp socket and does the waiting. Without OpenSSL only
+// userdata. A session is attached to its tcp socket, and its I/O calls
+// (s:io_read, s:io_write, ...) run an engine step to its end in C: the
+// ciphertext is received into the scheduler's scratch buffer and fed to the
+// engine, and what the engine has to send is sent, with the socket's own
+// wait records and the same try-then-wait, deadlines, give-way budget and
+// close rules as the socket's calls; a call yields its thread only while
+// the socket is not ready. lua/sock_tls.lua keeps the API (the handshake
+// shared by threads, the buffered reads, close). Without OpenSSL only
 // sock._tls_available = false is registered.
 #include "lua/lua_tls.hpp"
 
 #ifdef SOCK_HAVE_TLS
 #include "lua/lua_buffer.hpp"
+#include "lua/lua_socket.hpp"
+#include "lua/scheduler.hpp"
+#include "sock/error.hpp"
+#include "sock/loop.hpp"
 #include "sock/tls.hpp"
+
+#include <cerrno>
+#include <cstdint>
 
 #include <cstring>
 #include <memory>
@@ -26,8 +39,49 @@ struct LuaContext {
   std::shared_ptr<Context> ctx;
 };
 
+struct LuaSession;
+
+// The engine steps a connection's I/O calls run.
+enum class Step : uint8_t { handshake, read, write, read_ahead, shutdown };
+
+// One I/O call on a connection: the engine step it runs and where it is
+// between steps (see advance). While the call waits it lives in the job slot
+// of the socket's wait record it waits in (LuaSession::jobs, index 0 for
+// LuaSocket::rd, 1 for ::wr), which the completion finds through LuaWait::job.
+struct TlsJob {
+  enum class Phase : uint8_t { step, flush, fill };
+  // What the call returns: the step's (see push_job), or a tcp socket's
+  // recv or send results (conn:recv and conn:send, which call the binding
+  // directly once the handshake is done).
+  enum class Shape : uint8_t { step, recv, send };
+  LuaSession* s = nullptr;
+  Step step = Step::read;
+  Phase phase = Phase::step;
+  Shape shape = Shape::step;
+  bool flusher = false;    // this call is the one sending the session's output
+  bool give_way = false;   // the wait asked for is one turn of the loop (sched_give_way)
+  // In a completion: the first syscall after the loop said the socket is
+  // ready is that readiness's (the loop's own op would make it), so it does
+  // not count against the thread's budget; any further one does.
+  bool fresh = false;
+  bool took_all = false;   // flush: the engine had no more output after the last take
+  lua_State* L = nullptr;  // while the call runs in its own frame (not in a completion)
+  bool checked = false;    // the call's thread was checked for I/O (sched_check_thread)
+  const char* fname = "recv";
+  char* buf = nullptr;     // read: where the plaintext goes; write: the plaintext
+  size_t len = 0;          // (send: this step's part of it)
+  size_t total = 0;        // send: all of the plaintext
+  size_t sent = 0;         // send: how much of it the steps before this one took
+  Result r;                // the step's result, kept while its output is sent
+  int flush_err = 0;       // sending the output failed (a code)
+  int err = 0;             // the call fails with this code (after the step's result is known)
+};
+
 struct LuaSession {
   std::unique_ptr<Session> session;
+  // The tcp socket the ciphertext goes over (set by s:attach; the socket
+  // object is the session's user value, so it lives as long as this).
+  LuaSocket* ls = nullptr;
   // Plaintext read ahead for the buffered reads (readline...); read() and
   // the buffered reads take from it first.
   std::string ahead;
@@ -37,11 +91,37 @@ struct LuaSession {
   // by the next read() or read_ahead(), as it would have been.
   bool has_deferred = false;
   Result deferred;
-};
+  // Ciphertext taken from the engine that the socket has not taken yet
+  // (from out_pos on): sent first by the next flush.
+  std::string out;
+  size_t out_pos = 0;
+  // One call at a time sends the output; another that finds it at it
+  // leaves its output to that call's loop. flusher_wait: the record the
+  // sending call waits in (null while it runs in its own frame).
+  bool flushing = false;
+  LuaWait* flusher_wait = nullptr;
+  // The last recv found the socket empty (would block, or less than asked),
+  // when `short_poller` had been entered `short_enters` times (see fill).
+  bool recv_short = false;
+  uint64_t short_enters = 0;
+  const sock::Poller* short_poller = nullptr;
+  TlsJob jobs[2];
 
-// The deferred error, if there is one: pushed (status, message, pending) and
-// forgotten. Returns the number of values pushed, 0 for none.
-static int push_deferred(lua_State* L, LuaSession* s);
+  // Everything of the connection but the jobs (a completion may still come
+  // for one) and the socket (the jobs' records are in it).
+  void free_connection() {
+    session.reset();
+    std::string().swap(ahead);
+    ahead_pos = 0;
+    has_deferred = false;
+    deferred = Result{};
+    std::string().swap(out);
+    out_pos = 0;
+  }
+  // Whether a call is sending the output now (a sending call whose wait was
+  // withdrawn without its completion stops counting).
+  bool flushing_now() const { return flushing && (!flusher_wait || sock_lua_busy(*flusher_wait)); }
+};
 
 template <class T>
 static void destroy(lua_State* L, const char* mt) {
@@ -119,7 +199,7 @@ static int l_context(lua_State* L) {
 
 // The session methods have the sessions' metatable as upvalue 1: comparing
 // with it is cheaper than luaL_checkudata's lookup of the name in the
-// registry, on a path taken several times per record. Anything else goes to
+// registry, on a path taken on every call. Anything else goes to
 // luaL_checkudata, for its error.
 static LuaSession* check_session(lua_State* L) {
   LuaSession* s = static_cast<LuaSession*>(lua_touserdata(L, 1));
@@ -153,116 +233,61 @@ static int l_session(lua_State* L) {
   return 1;
 }
 
-static int l_session_free(lua_State* L) {
+// __gc: everything goes (no call waits: a waiting call keeps its session).
+static int l_session_gc(lua_State* L) {
   destroy<LuaSession>(L, SESSION_MT);
   return 0;
 }
 
-static const char* status_name(Status s) {
-  switch (s) {
-    case Status::done: return "done";
-    case Status::want_read: return "want_read";
-    case Status::want_write: return "want_write";
-    case Status::closed: return "closed";
-    case Status::closed_abruptly: return "closed_abruptly";
-    case Status::error: return "error";
-  }
-  return "error";
-}
-
-// status, then the byte count (done) or OpenSSL's message (error), then
-// how many bytes of ciphertext wait to be taken (so that the caller asks
-// for them only when there are some).
-static int push_result(lua_State* L, const Result& r, const Session& s) {
-  lua_pushstring(L, status_name(r.status));
-  if (r.status == Status::error)
-    lua_pushstring(L, r.message.c_str());
-  else
-    lua_pushnumber(L, (lua_Number)r.bytes);
-  lua_pushnumber(L, (lua_Number)s.pending_output());
-  return 3;
-}
-
-// s:feed(buf, len): ciphertext received into a sock.buffer (or string, cdata).
-static int l_feed(lua_State* L) {
-  LuaSession* s = check_session(L);
-  size_t cap;
-  const char* p = sock_lua_checkbuffer(L, 2, false, &cap, "tls feed");
-  size_t len = (size_t)luaL_checknumber(L, 3);
-  if (len > cap) return luaL_error(L, "tls feed: length beyond the buffer");
-  s->session->feed(p, len);
+// s:free(): the connection's state goes now (conn:close()); a call still
+// waiting on the socket finds it gone and says 'closed'.
+static int l_session_free(lua_State* L) {
+  static_cast<LuaSession*>(luaL_checkudata(L, 1, SESSION_MT))->free_connection();
   return 0;
 }
 
-static int l_feed_eof(lua_State* L) {
-  check_session(L)->session->feed_eof();
-  return 0;
-}
-
-// s:take() -> ciphertext to send | nil when there is none
-static int l_take(lua_State* L) {
+// s:attach(tcp) -> true | nil: the sock tcp socket the connection runs
+// over (nil for anything else). Kept as the session's user value.
+static int l_attach(lua_State* L) {
   LuaSession* s = check_session(L);
-  size_t pending = s->session->pending_output();
-  if (pending == 0) {
+  LuaSocket* ls = sock_lua_tosocket(L, 2);
+  if (!ls || ls->s.type != SOCK_STREAM) {
     lua_pushnil(L);
     return 1;
   }
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  while (pending > 0) {
-    char* dst = luaL_prepbuffer(&b);
-    size_t n = s->session->take(dst, pending < LUAL_BUFFERSIZE ? pending : LUAL_BUFFERSIZE);
-    if (n == 0) break;
-    luaL_addsize(&b, n);
-    pending -= n;
-  }
-  luaL_pushresult(&b);
+  s->ls = ls;
+  lua_pushvalue(L, 2);
+  sock_setuservalue(L, 1);
+  lua_pushboolean(L, 1);
   return 1;
 }
 
-static int l_handshake(lua_State* L) {
-  Session& s = *check_session(L)->session;
-  return push_result(L, s.handshake(), s);
-}
-static int l_shutdown(lua_State* L) {
-  Session& s = *check_session(L)->session;
-  return push_result(L, s.shutdown(), s);
-}
+// --- engine steps --------------------------------------------------------------
 
-static int push_deferred(lua_State* L, LuaSession* s) {
-  if (!s->has_deferred) return 0;
-  s->has_deferred = false;
-  Result r = std::move(s->deferred);
-  s->deferred = Result{};
-  return push_result(L, r, *s->session);
-}
-
-// s:read(buf, len, [offset]) -> status, n | msg: plaintext into a buffer
-// (`offset` bytes in), from the read-ahead first. When more records are in
-// hand (a bulk sender's come several to a tcp recv) it decrypts them too, up
-// to len, so that one call returns what is there, as a tcp recv does; what
-// stops it is left for the next call (an error is kept for it).
-static int l_read(lua_State* L) {
-  LuaSession* s = check_session(L);
-  size_t cap;
-  char* p = sock_lua_checkbuffer(L, 2, true, &cap, "recv");
-  size_t len = (size_t)luaL_checknumber(L, 3);
-  size_t offset = (size_t)luaL_optnumber(L, 4, 0);
-  if (cap != (size_t)-1) {
-    if (offset > cap) return luaL_error(L, "recv: offset beyond the buffer");
-    if (len > cap - offset) len = cap - offset;
-  }
-  p += offset;
+// read: plaintext into j.buf, from the read-ahead first. When more records
+// are in hand (a bulk sender's come several to a tcp recv) it decrypts them
+// too, up to len, so that one call returns what is there, as a tcp recv
+// does; what stops it is left for the next call (an error is kept for it).
+static Result step_read(LuaSession* s, char* p, size_t len) {
   if (size_t have = s->ahead_len()) {
     size_t n = have < len ? have : len;
     std::memcpy(p, s->ahead.data() + s->ahead_pos, n);
     s->ahead_pos += n;
-    lua_pushliteral(L, "done");
-    lua_pushnumber(L, (lua_Number)n);
-    lua_pushnumber(L, (lua_Number)s->session->pending_output());
-    return 3;
+    Result r;
+    r.bytes = n;
+    return r;
   }
-  if (int n = push_deferred(L, s)) return n;
+  if (s->has_deferred) {
+    s->has_deferred = false;
+    Result r = std::move(s->deferred);
+    s->deferred = Result{};
+    return r;
+  }
+  if (s->session->read_would_block()) {  // (the usual case when a reader comes back for more)
+    Result r;
+    r.status = Status::want_read;
+    return r;
+  }
   Result r = s->session->read(p, len);
   if (r.status == Status::done && r.bytes > 0) {
     while (r.bytes < len && s->session->has_pending_input()) {
@@ -281,35 +306,36 @@ static int l_read(lua_State* L) {
       r.bytes += more.bytes;
     }
   }
-  return push_result(L, r, *s->session);
+  return r;
 }
 
-// s:write(buf, offset, len) -> status, n | msg: plaintext from a string,
-// sock.buffer or cdata, `offset` bytes in (so a long send needs no copies).
-static int l_write(lua_State* L) {
-  LuaSession* s = check_session(L);
-  size_t cap;
-  const char* p = sock_lua_checkbuffer(L, 2, false, &cap, "send");
-  size_t offset = (size_t)luaL_checknumber(L, 3);
-  size_t len = (size_t)luaL_checknumber(L, 4);
-  if (cap != (size_t)-1 && (offset > cap || len > cap - offset)) return luaL_error(L, "send: length beyond the buffer");
-  // With partial writes on, SSL_write stops after each record; a memory BIO
-  // takes every record, so all of it is written now and the caller sends
-  // it in one go rather than record by record. (A failure after the first
-  // record comes again on the next call.)
-  Result r = s->session->write(p + offset, len);
+// write: with partial writes on, SSL_write stops after each record; a
+// memory BIO takes every record, so all of it is written now and sent in one
+// go rather than record by record. (A failure after the first record comes
+// again on the next call.)
+static Result step_write(LuaSession* s, const char* p, size_t len) {
+  Result r = s->session->write(p, len);
   while (r.status == Status::done && r.bytes > 0 && r.bytes < len) {
-    Result more = s->session->write(p + offset + r.bytes, len - r.bytes);
+    Result more = s->session->write(p + r.bytes, len - r.bytes);
     if (more.status != Status::done || more.bytes == 0) break;
     r.bytes += more.bytes;
   }
-  return push_result(L, r, *s->session);
+  return r;
 }
 
-// s:read_ahead() -> status, n | msg: one read appended to the read-ahead.
-static int l_read_ahead(lua_State* L) {
-  LuaSession* s = check_session(L);
-  if (int n = push_deferred(L, s)) return n;
+// read_ahead: one read appended to the read-ahead (or the error kept).
+static Result step_read_ahead(LuaSession* s) {
+  if (s->has_deferred) {
+    s->has_deferred = false;
+    Result r = std::move(s->deferred);
+    s->deferred = Result{};
+    return r;
+  }
+  if (s->session->read_would_block()) {
+    Result r;
+    r.status = Status::want_read;
+    return r;
+  }
   if (s->ahead_pos > 0 && s->ahead_pos == s->ahead.size()) {
     s->ahead.clear();
     s->ahead_pos = 0;
@@ -319,7 +345,522 @@ static int l_read_ahead(lua_State* L) {
   s->ahead.resize(old + chunk);
   Result r = s->session->read(&s->ahead[old], chunk);
   s->ahead.resize(old + (r.status == Status::done ? r.bytes : 0));
-  return push_result(L, r, *s->session);
+  return r;
+}
+
+static Result run_step(TlsJob& j) {
+  LuaSession* s = j.s;
+  switch (j.step) {
+    case Step::handshake: return s->session->handshake();
+    case Step::read: return step_read(s, j.buf, j.len);
+    case Step::write: return step_write(s, j.buf, j.len);
+    case Step::read_ahead: return step_read_ahead(s);
+    case Step::shutdown: return s->session->shutdown();
+  }
+  return Result{};
+}
+
+// --- moving the ciphertext --------------------------------------------------------
+
+// What advance() asks for when it cannot go on now.
+enum Need : int { kFinished = 0, kReadable, kWritable };
+
+static char* scratch(Scheduler* S) {
+  if (!S->recv_scratch) S->recv_scratch.reset(new (std::nothrow) char[kRecvScratchSize]);
+  return S->recv_scratch.get();
+}
+
+// Whether the call must give way before its next syscall (see TlsJob::fresh).
+static bool give_way(TlsJob& j, Scheduler* S) {
+  if (j.fresh) {
+    j.fresh = false;
+    return false;
+  }
+  return sched_give_way(S);
+}
+
+// Before the first syscall of a call made in its own frame: only sock
+// threads do I/O (a call served from what is in hand needs none).
+static void check_io_thread(TlsJob& j) {
+  if (j.L && !j.checked) {
+    j.checked = true;
+    sched_check_thread(j.L, j.s->ls->sched, j.fname);
+  }
+}
+
+// Send the session's output: what an earlier flush left, then what the
+// engine has. kFinished when it is all sent, when another call is sending
+// it, or when sending failed (j.flush_err); else what to wait for.
+static Need flush(TlsJob& j) {
+  LuaSession* s = j.s;
+  LuaSocket* ls = s->ls;
+  if (!j.flusher) {
+    if (s->out_pos == s->out.size() && s->session->pending_output() == 0) return kFinished;
+    if (s->flushing_now()) return kFinished;  // that call's loop sends ours too
+    check_io_thread(j);
+    s->flushing = true;
+    s->flusher_wait = nullptr;
+    j.flusher = true;
+  }
+  j.took_all = false;
+  Scheduler* S = ls->sched;
+  for (;;) {
+    const char* p;
+    size_t n;
+    bool kept = s->out_pos < s->out.size();
+    if (kept) {
+      p = s->out.data() + s->out_pos;
+      n = s->out.size() - s->out_pos;
+    } else {
+      if (!s->out.empty()) {
+        if (s->out.capacity() > 65536) std::string().swap(s->out);
+        else s->out.clear();
+        s->out_pos = 0;
+      }
+      char* buf = scratch(S);
+      if (!buf) {
+        j.flush_err = ENOMEM;
+        break;
+      }
+      if (j.took_all) break;  // (the last take left nothing behind)
+      n = s->session->take(buf, kRecvScratchSize);
+      if (n == 0) break;
+      j.took_all = n < kRecvScratchSize;  // a memory BIO gives all it has, up to the size
+      p = buf;
+    }
+    if (!ls->s.is_open()) {
+      j.flush_err = sock::ERR_CLOSED;
+      break;
+    }
+    // (giving way: this call waits one turn of the loop, as a tcp send would)
+    bool gw = give_way(j, S);
+    size_t sent = 0;
+    if (!gw) {
+      sock::Operation op;
+      op.prepare(sock::OpKind::send, &ls->s.io, const_cast<char*>(p), n);
+      if (sock::Loop::try_now(op)) {
+        if (op.result < 0) {
+          j.flush_err = (int)-op.result;
+          break;
+        }
+        sent = (size_t)op.result;
+      }  // (else it would block: nothing sent)
+    }
+    bool would_block = sent == 0;
+    if (kept) {
+      s->out_pos += sent;
+    } else if (sent < n) {
+      s->out.assign(p + sent, n - sent);  // the socket is full: kept for later
+      s->out_pos = 0;
+    }
+    if (would_block) {
+      j.give_way = gw;
+      return kWritable;
+    }
+  }
+  s->flushing = false;
+  s->flusher_wait = nullptr;
+  j.flusher = false;
+  return kFinished;
+}
+
+// Give the engine what the network has: one recv (what the socket's own
+// buffered reads hold first). kFinished when something (or the end) was fed,
+// or the call failed (j.err); else what to wait for.
+static Need fill(TlsJob& j) {
+  LuaSession* s = j.s;
+  LuaSocket* ls = s->ls;
+  if (!ls->s.is_open()) {
+    j.err = sock::ERR_CLOSED;
+    return kFinished;
+  }
+  check_io_thread(j);
+  if (size_t avail = ls->pending.size() - ls->pending_pos) {
+    s->session->feed(ls->pending.data() + ls->pending_pos, avail);
+    std::string().swap(ls->pending);
+    ls->pending_pos = 0;
+    return kFinished;
+  }
+  Scheduler* S = ls->sched;
+  if (give_way(j, S)) {
+    j.give_way = true;
+    return kReadable;
+  }
+  // The last recv found the socket empty: what comes next will be
+  // reported, so the call waits without trying (a recv that would almost
+  // surely block, one syscall per message, saved). A completion backend's
+  // readable wait looks at the socket itself. epoll reports edges, so only
+  // if the poller has not been entered since (an edge reported meanwhile
+  // went to nobody) and has never said the peer hung up (the end of the
+  // stream may have come with the last data: its edge will not come again).
+  sock::Loop* loop = S->loop.get();
+  if (s->recv_short && loop) {
+    const sock::Poller& p = loop->poller();
+    if (p.completes_ops() ||
+        (p.reports_hangups() && &p == s->short_poller && p.stats().enters == s->short_enters &&
+         !ls->s.io.hangup_seen))
+      return kReadable;
+  }
+  char* buf = scratch(S);
+  if (!buf) {
+    j.err = ENOMEM;
+    return kFinished;
+  }
+  sock::Operation op;
+  op.prepare(sock::OpKind::recv, &ls->s.io, buf, kRecvScratchSize);
+  bool done = sock::Loop::try_now(op);
+  s->recv_short = loop && (!done || (op.result > 0 && (size_t)op.result < kRecvScratchSize));
+  if (s->recv_short) {
+    s->short_poller = &loop->poller();
+    s->short_enters = loop->poller().stats().enters;
+  }
+  if (!done) return kReadable;
+  if (op.result < 0) {
+    j.err = (int)-op.result;
+    return kFinished;
+  }
+  if (op.result == 0)
+    s->session->feed_eof();
+  else
+    s->session->feed(buf, (size_t)op.result);
+  return kFinished;
+}
+
+// Plaintext encrypted per step of a send, so that a huge send is not all
+// held as ciphertext at once.
+constexpr size_t kWriteChunk = 262144;
+static size_t next_part(size_t left) { return left < kWriteChunk ? left : kWriteChunk; }
+
+// Run the call on until it has its result (kFinished) or must wait: the
+// engine step; its output sent (unless another call is sending); then, if
+// the step wants input, one recv and the step again. The same loop as a
+// blocking TLS client's, cut where it would block.
+static Need advance(TlsJob& j) {
+  LuaSession* s = j.s;
+  for (;;) {
+    if (!s->session) {  // closed meanwhile
+      j.err = sock::ERR_CLOSED;
+      return kFinished;
+    }
+    switch (j.phase) {
+      case TlsJob::Phase::step:
+        j.r = run_step(j);
+        j.flush_err = 0;
+        j.phase = TlsJob::Phase::flush;
+        [[fallthrough]];
+      case TlsJob::Phase::flush: {
+        if (Need n = flush(j)) return n;
+        switch (j.r.status) {
+          case Status::done:
+            j.err = j.flush_err;
+            if (j.err && j.step == Step::write && j.r.bytes > 0) {
+              // The plaintext is in the stream: its ciphertext waits in the
+              // session and goes first on the next call. So it counts as
+              // sent (resending it would repeat it); _send's count says so
+              // and the failure, if it lasts, comes with the next call.
+              if (j.shape == TlsJob::Shape::send)
+                j.sent += j.r.bytes;
+              else
+                j.err = 0;
+              return kFinished;
+            }
+            if (!j.err && j.shape == TlsJob::Shape::send) {  // the next part, if any
+              j.sent += j.r.bytes;
+              if (j.sent < j.total) {
+                j.buf += j.r.bytes;
+                j.len = next_part(j.total - j.sent);
+                j.phase = TlsJob::Phase::step;
+                continue;
+              }
+            }
+            return kFinished;
+          case Status::error:  // (the alert to the peer was sent if it could be)
+          case Status::closed:
+          case Status::closed_abruptly:
+            return kFinished;
+          default:
+            break;
+        }
+        if (j.flush_err) {
+          j.err = j.flush_err;
+          return kFinished;
+        }
+        if (j.r.status != Status::want_read) {  // want_write: the output went, go on
+          j.phase = TlsJob::Phase::step;
+          continue;
+        }
+        j.phase = TlsJob::Phase::fill;
+      }
+        [[fallthrough]];
+      case TlsJob::Phase::fill:
+        if (Need n = fill(j)) return n;
+        if (j.err) return kFinished;
+        j.phase = TlsJob::Phase::step;
+        continue;
+    }
+  }
+}
+
+// The call's results. Shape::step: the step's count | false, 'eof'
+// (close_notify came) | false, 'eof_without_close_notify' | nil, err.
+// Shape::recv: a tcp recv's: n | 0 at the end (0, 'eof_without_close_notify'
+// without close_notify) | nil, err. Shape::send: a tcp send's: true | nil,
+// err, sent (the end of the stream is 'closed').
+static int push_job(lua_State* L, TlsJob& j) {
+  if (j.flusher) {  // (a failed wait ends the sending too)
+    j.s->flushing = false;
+    j.s->flusher_wait = nullptr;
+    j.flusher = false;
+  }
+  if (j.shape == TlsJob::Shape::send) {
+    if (!j.err && j.r.status == Status::done) {
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    if (j.err) {
+      sock_lua_fail(L, j.err);
+    } else {
+      lua_pushnil(L);
+      if (j.r.status == Status::closed)
+        lua_pushliteral(L, "closed");
+      else if (j.r.status == Status::closed_abruptly)
+        lua_pushliteral(L, "eof_without_close_notify");
+      else
+        lua_pushstring(L, j.r.message.c_str());
+    }
+    sock_pushinteger(L, (long long)j.sent);
+    return 3;
+  }
+  if (j.err) return sock_lua_fail(L, j.err);
+  bool recv = j.shape == TlsJob::Shape::recv;
+  switch (j.r.status) {
+    case Status::done:
+      sock_pushinteger(L, (long long)j.r.bytes);
+      return 1;
+    case Status::closed:
+      if (recv) {
+        lua_pushinteger(L, 0);
+        return 1;
+      }
+      lua_pushboolean(L, 0);
+      lua_pushliteral(L, "eof");
+      return 2;
+    case Status::closed_abruptly:
+      if (recv)
+        lua_pushinteger(L, 0);
+      else
+        lua_pushboolean(L, 0);
+      lua_pushliteral(L, "eof_without_close_notify");
+      return 2;
+    default:
+      lua_pushnil(L);
+      lua_pushstring(L, j.r.message.c_str());
+      return 2;
+  }
+}
+
+static int push_job_ctx(lua_State* co, void* ctx) { return push_job(co, *static_cast<TlsJob*>(ctx)); }
+
+// A wait that could not start (its deadline had passed, say).
+static int push_wait_failure(lua_State* co, LuaWait& w) {
+  TlsJob& j = *static_cast<TlsJob*>(w.job);
+  j.err = w.op.result < 0 ? (int)-w.op.result : EINVAL;
+  return push_job(co, j);
+}
+
+// A read's waiting thread was resumed from outside the loop before its
+// completion came: the plaintext it got goes back in front of the
+// read-ahead, so that nothing is lost.
+static void undo_job(void* ctx) {
+  TlsJob& j = *static_cast<TlsJob*>(ctx);
+  if (j.flusher) {
+    j.s->flushing = false;
+    j.s->flusher_wait = nullptr;
+    j.flusher = false;
+  }
+  if (j.step != Step::read || j.err || j.r.status != Status::done || !j.r.bytes || !j.s->session) return;
+  try {
+    j.s->ahead.insert(j.s->ahead_pos, j.buf, j.r.bytes);
+  } catch (const std::exception&) {
+  }
+}
+
+static void arm_kind(LuaWait& w, Need n) {
+  w.op.kind = n == kReadable ? sock::OpKind::readable : sock::OpKind::writable;
+  w.op.result = 0;
+}
+
+// The loop says the socket is ready (or the wait ended): go on.
+static void tls_ready(sock::Operation* op) {
+  LuaWait& w = *static_cast<LuaWait*>(op->owner);
+  TlsJob& j = *static_cast<TlsJob*>(w.job);
+  j.fresh = true;
+  j.s->recv_short = false;  // (the socket may be readable now: the next fill tries)
+  Need n = kFinished;
+  if (op->result < 0) {
+    j.err = (int)-op->result;
+  } else if ((n = advance(j)) != kFinished) {
+    arm_kind(w, n);
+    if (j.flusher) j.s->flusher_wait = &w;
+    int rc = sock_lua_wait_again(w, j.give_way);
+    j.give_way = false;
+    if (rc == 0) return;  // still armed
+    j.err = -rc;
+  }
+  w.armed = false;
+  sched_complete_wait(w.head.sched, &w.head, push_job_ctx, &j, undo_job);
+}
+
+// The buffer and length of a recv or send: buf at idx, the optional
+// length after it (nil: all of buf).
+static char* io_buffer(lua_State* L, int idx, bool writable, size_t* len, const char* fname) {
+  size_t cap;
+  char* p = sock_lua_checkbuffer(L, idx, writable, &cap, fname);
+  if (lua_isnoneornil(L, idx + 1)) {
+    if (cap == (size_t)-1) sock_error(L, "bad argument #%d to '%s' (length required with a cdata buffer)", idx, fname);
+    *len = cap;
+  } else {
+    *len = (size_t)luaL_checknumber(L, idx + 1);
+    if (cap != (size_t)-1 && *len > cap) {
+      if (writable)
+        *len = cap;
+      else
+        luaL_error(L, "%s: length beyond the buffer", fname);
+    }
+  }
+  return p;
+}
+
+// The step run to its end over the socket, waiting (yielding the thread)
+// while the socket is not ready; the results of push_job. The arguments
+// from 2 on:
+//   Shape::step: (expires, ...): read (buf, len, [offset]); write (buf,
+//     offset, len); the others nothing more
+//   Shape::recv: (buf, [len], [expires]) (conn:recv once handshaken)
+//   Shape::send: (buf, [len], [expires]) (conn:send: all of it)
+static int io_call(lua_State* L, LuaSession* s, Step step, TlsJob::Shape shape) {
+  bool reads = step == Step::read || step == Step::read_ahead || step == Step::handshake;
+  const char* fname = reads ? "recv" : "send";
+  if (!s->ls) return sock_error(L, "TLS session has no socket");
+  TlsJob j;
+  j.s = s;
+  j.step = step;
+  j.shape = shape;
+  j.L = L;
+  j.fname = fname;
+  double expires;
+  if (shape == TlsJob::Shape::recv) {
+    j.buf = io_buffer(L, 2, true, &j.len, "recv");
+    expires = sock_lua_optexpires(L, 4, "recv");
+    if (j.len == 0) {
+      lua_pushinteger(L, 0);
+      return 1;
+    }
+  } else if (shape == TlsJob::Shape::send) {
+    j.buf = io_buffer(L, 2, false, &j.total, "send");
+    expires = sock_lua_optexpires(L, 4, "send");
+    if (j.total == 0) {
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    j.len = next_part(j.total);
+  } else {
+    expires = sock_lua_optexpires(L, 2, fname);
+    if (step == Step::read) {
+      size_t cap;
+      char* p = sock_lua_checkbuffer(L, 3, true, &cap, "recv");
+      size_t len = (size_t)luaL_checknumber(L, 4);
+      size_t offset = (size_t)luaL_optnumber(L, 5, 0);
+      if (cap != (size_t)-1) {
+        if (offset > cap) return luaL_error(L, "recv: offset beyond the buffer");
+        if (len > cap - offset) len = cap - offset;
+      }
+      j.buf = p + offset;
+      j.len = len;
+    } else if (step == Step::write) {
+      size_t cap;
+      const char* p = sock_lua_checkbuffer(L, 3, false, &cap, "send");
+      size_t offset = (size_t)luaL_checknumber(L, 4);
+      size_t len = (size_t)luaL_checknumber(L, 5);
+      if (cap != (size_t)-1 && (offset > cap || len > cap - offset))
+        return luaL_error(L, "send: length beyond the buffer");
+      j.buf = const_cast<char*>(p) + offset;
+      j.len = len;
+    }
+  }
+  Need n = advance(j);
+  if (!n) return push_job(L, j);
+  // Wait in one of the socket's records: the one of the side it waits
+  // for if free, else the other (a TLS call may wait for either side).
+  // A side another call waits on gives 'busy', as the tcp socket's own
+  // calls do.
+  LuaSocket* ls = s->ls;
+  int k = n == kReadable ? 0 : 1;
+  if (sock_lua_busy(k == 0 ? ls->rd : ls->wr)) k = 1 - k;
+  LuaWait& w = k == 0 ? ls->rd : ls->wr;
+  if (sock_lua_busy(w)) {
+    j.err = sock::ERR_BUSY;
+    return push_job(L, j);
+  }
+  TlsJob& parked = s->jobs[k];
+  parked = std::move(j);
+  parked.L = nullptr;
+  sock_lua_prepare(w, ls, n == kReadable ? sock::OpKind::readable : sock::OpKind::writable, nullptr, 0, 0,
+                   expires, push_wait_failure);
+  w.job = &parked;
+  w.defer = parked.give_way;
+  parked.give_way = false;
+  if (parked.flusher) s->flusher_wait = &w;
+  return sock_lua_wait_op(L, ls, w, tls_ready, fname);
+}
+
+// s:io_handshake(expires), s:io_read(expires, buf, len, [offset]),
+// s:io_write(expires, buf, offset, len), s:io_read_ahead(expires),
+// s:io_shutdown(expires): the step's results (see push_job).
+template <Step step>
+static int l_io(lua_State* L) {
+  return io_call(L, check_session(L), step, TlsJob::Shape::step);
+}
+
+// s:io_recv(buf, [len], [expires]), s:io_send(s|buf, [len], [expires]):
+// conn:recv and conn:send, with a tcp socket's results.
+template <TlsJob::Shape shape>
+static int l_io_shaped(lua_State* L) {
+  return io_call(L, check_session(L), shape == TlsJob::Shape::recv ? Step::read : Step::write, shape);
+}
+
+// The methods s:fast_methods() makes: conn:recv(buf, [len], [expires]) and
+// conn:send(s|buf, [len], [expires]) of one connection once its handshake
+// is done, with a tcp socket's results. Upvalue 1 is the session (so no
+// lookup and no check is needed).
+template <TlsJob::Shape shape>
+static int l_bound_io(lua_State* L) {
+  LuaSession* s = static_cast<LuaSession*>(lua_touserdata(L, lua_upvalueindex(1)));
+  if (!s->session) {  // closed
+    sock_lua_fail(L, sock::ERR_CLOSED);
+    if (shape == TlsJob::Shape::recv) return 2;
+    lua_pushinteger(L, 0);
+    return 3;
+  }
+  return io_call(L, s, shape == TlsJob::Shape::recv ? Step::read : Step::write, shape);
+}
+
+// s:fast_methods() -> recv, send: the connection's own recv and send (see
+// l_bound_io), for sock_tls.lua to store in the connection.
+static int l_fast_methods(lua_State* L) {
+  check_session(L);
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, l_bound_io<TlsJob::Shape::recv>, 1);
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, l_bound_io<TlsJob::Shape::send>, 1);
+  return 2;
+}
+
+// s:flushing() -> whether a call is sending the connection's output
+static int l_flushing(lua_State* L) {
+  LuaSession* s = static_cast<LuaSession*>(luaL_checkudata(L, 1, SESSION_MT));
+  lua_pushboolean(L, s->session && s->flushing_now());
+  return 1;
 }
 
 // s:buffered() -> bytes read ahead and not consumed
@@ -412,14 +953,16 @@ void sock_lua_open_tls(lua_State* L) {
   lua_pop(L, 1);
 
   static const luaL_Reg session_methods[] = {
-      {"feed", l_feed},
-      {"feed_eof", l_feed_eof},
-      {"take", l_take},
-      {"handshake", l_handshake},
-      {"shutdown", l_shutdown},
-      {"read", l_read},
-      {"write", l_write},
-      {"read_ahead", l_read_ahead},
+      {"attach", l_attach},
+      {"fast_methods", l_fast_methods},
+      {"io_handshake", l_io<Step::handshake>},
+      {"io_read", l_io<Step::read>},
+      {"io_write", l_io<Step::write>},
+      {"io_read_ahead", l_io<Step::read_ahead>},
+      {"io_shutdown", l_io<Step::shutdown>},
+      {"io_recv", l_io_shaped<TlsJob::Shape::recv>},
+      {"io_send", l_io_shaped<TlsJob::Shape::send>},
+      {"flushing", l_flushing},
       {"buffered", l_buffered},
       {"find", l_find},
       {"consume", l_consume},
@@ -431,7 +974,7 @@ void sock_lua_open_tls(lua_State* L) {
       {"free", l_session_free},
       {nullptr, nullptr}};
   luaL_newmetatable(L, SESSION_MT);
-  lua_pushcfunction(L, l_session_free);
+  lua_pushcfunction(L, l_session_gc);
   lua_setfield(L, -2, "__gc");
   lua_newtable(L);
   lua_pushvalue(L, -2);  // the metatable, check_session's upvalue

@@ -53,11 +53,15 @@ struct Scheduler {
   // other than the default no-op (luapower's hooks; see sock.lua).
   int save_hook_ref = LUA_NOREF;
   int restore_hook_ref = LUA_NOREF;
-  // Where buffered reads receive before appending (made on first use; per
-  // state, since thread_local storage in a dlopen'ed module breaks
-  // LeakSanitizer under LuaJIT).
+  // Where buffered reads receive before appending, and TLS connections
+  // receive and take their ciphertext before it goes on (kRecvScratchSize
+  // bytes, made on first use; per state, since thread_local storage in a
+  // dlopen'ed module breaks LeakSanitizer under LuaJIT). Only used between
+  // two waits: nothing is left in it across one.
   std::unique_ptr<char[]> recv_scratch;
 };
+
+constexpr size_t kRecvScratchSize = 65536;
 
 struct WaitHead;
 

@@ -238,6 +238,59 @@ TEST_CASE("tls: the stream ending without close_notify is told apart", "[tls]") 
   CHECK(client->read(buf, sizeof buf).status == Status::closed_abruptly);
 }
 
+TEST_CASE("tls: read_would_block says what a read would say, and only then", "[tls]") {
+  auto client = session(context(client_options()), "localhost");
+  auto server = session(context(server_options()));
+  CHECK_FALSE(server->read_would_block());  // the handshake is not done
+  REQUIRE(handshake(*client, *server).status == Status::done);
+  char buf[100];
+  // The server's session tickets wait in the client's input: not yet.
+  if (!client->read_would_block()) CHECK(client->read(buf, sizeof buf).status == Status::want_read);
+  CHECK(client->read_would_block());
+  CHECK(server->read_would_block());
+
+  // A record in two parts: neither part alone lets it say so.
+  REQUIRE(server->write("hello", 5).status == Status::done);
+  char rec[200];
+  size_t n = server->take(rec, sizeof rec);
+  REQUIRE(n > 10);
+  client->feed(rec, 3);
+  CHECK_FALSE(client->read_would_block());
+  CHECK(client->read(buf, sizeof buf).status == Status::want_read);
+  CHECK_FALSE(client->read_would_block());  // (three bytes wait in the record layer)
+  client->feed(rec + 3, n - 3);
+  Result r = client->read(buf, 2);  // part of the plaintext
+  REQUIRE(r.status == Status::done);
+  CHECK_FALSE(client->read_would_block());  // the rest is in hand
+  r = client->read(buf, sizeof buf);
+  REQUIRE(r.status == Status::done);
+  CHECK(std::string(buf, r.bytes) == "llo");
+  CHECK(client->read_would_block());
+
+  // close_notify, then the end of the stream: reads say so, not want_read.
+  REQUIRE(server->shutdown().status == Status::done);
+  pump(*server, *client);
+  CHECK_FALSE(client->read_would_block());
+  CHECK(client->read(buf, sizeof buf).status == Status::closed);
+  CHECK_FALSE(client->read_would_block());
+  auto other = session(context(client_options()), "localhost");
+  auto peer = session(context(server_options()));
+  REQUIRE(handshake(*other, *peer).status == Status::done);
+  if (!other->read_would_block()) other->read(buf, sizeof buf);
+  other->feed_eof();
+  CHECK_FALSE(other->read_would_block());
+  CHECK(other->read(buf, sizeof buf).status == Status::closed_abruptly);
+  // A failed session says its failure again rather than want_read.
+  auto broken = session(context(client_options()), "localhost");
+  auto peer2 = session(context(server_options()));
+  REQUIRE(handshake(*broken, *peer2).status == Status::done);
+  if (!broken->read_would_block()) broken->read(buf, sizeof buf);
+  std::string garbage(40, '\x17');
+  broken->feed(garbage.data(), garbage.size());
+  CHECK(broken->read(buf, sizeof buf).status == Status::error);
+  CHECK_FALSE(broken->read_would_block());
+}
+
 TEST_CASE("tls: verification failures say why", "[tls]") {
   SECTION("wrong name") {
     auto client = session(context(client_options()), "example.com");

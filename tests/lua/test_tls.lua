@@ -406,6 +406,212 @@ T.test('two threads share one handshake; close wakes a waiting reader; I/O after
 	l:close()
 end)
 
+-- The C-level I/O paths (lua_tls.cpp) ---------------------------------------------
+
+-- A tcp relay to the TLS server at `port`: the client's bytes go up as they
+-- come; each chunk of the server's goes to down(a, chunk), which passes it
+-- on to the client socket `a` as it likes (down(a, nil) at the end).
+-- Returns the relay's port and a function that waits for it to end.
+local function relay(port, down)
+	local l, rport = T.listener()
+	local done = T.go(function()
+		local a = assert(l:accept(T.deadline()))
+		local b = assert(sock.connect_tcp('127.0.0.1', port, {expires = T.deadline()}))
+		local up = T.go(function()
+			local buf = sock.buffer(65536)
+			while true do
+				local n = a:recv(buf, 65536, T.deadline(20))
+				if not n or n == 0 then break end
+				if not b:send(buf, n, T.deadline(20)) then break end
+			end
+			b:shutdown('w')
+		end)
+		local buf = sock.buffer(65536)
+		while true do
+			local n = b:recv(buf, 65536, T.deadline(20))
+			if not n or n == 0 then break end
+			down(a, bufstr(buf, n))
+		end
+		down(a, nil)
+		a:shutdown('w')
+		up()
+		a:close()
+		b:close()
+		l:close()
+	end)
+	return rport, done
+end
+
+T.test('a deadline in the middle of a record: timeout, and the record still comes whole', function()
+	local l, port = tls_listener()
+	local hold, holding = sock.sleep_job(), false
+	local part_passed = T.latch(1)
+	local rport, relaying = relay(port, function(a, data)
+		if data and holding then  -- the record: 10 bytes now, the rest when told
+			holding = false
+			assert(a:send(data:sub(1, 10), nil, T.deadline()))
+			part_passed.done()
+			hold:sleep(5)
+			data = data:sub(11)
+		end
+		if data and #data > 0 then assert(a:send(data, nil, T.deadline())) end
+	end)
+	local server = serve_one(l, function(c)
+		T.eq(c:readline(T.deadline()), 'ping')
+		assert(c:send('pong\n', nil, T.deadline()))  -- (after the session tickets)
+		T.eq(c:readline(T.deadline()), 'go')
+		assert(c:send('the whole record', nil, T.deadline()))
+		return c:readline(T.deadline())
+	end)
+	local c = assert(sock.connect_tls('127.0.0.1', rport, client_opt, T.deadline()))
+	assert(c:send('ping\n', nil, T.deadline()))
+	T.eq(c:readline(T.deadline()), 'pong')
+	holding = true
+	assert(c:send('go\n', nil, T.deadline()))
+	assert(part_passed.wait(5), 'the relay did not pass the first part on')
+	local buf = sock.buffer(100)
+	local t0 = sock.clock()
+	local n, err = c:recv(buf, 100, sock.clock() + 0.2)
+	T.eq(n, nil)
+	T.eq(err, 'timeout')
+	assert(sock.clock() - t0 < 2)
+	hold:wakeup()
+	n = assert(c:recv(buf, 100, T.deadline()))
+	T.eq(bufstr(buf, n), 'the whole record')
+	assert(c:send('done\n', nil, T.deadline()))
+	T.eq(server(), 'done')
+	c:close()
+	relaying()
+	l:close()
+end)
+
+T.test('records cut at odd places and run together: every byte comes, in order', function()
+	local l, port = tls_listener()
+	local sizes, k = {1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597, 4181}, 0
+	local rport, relaying = relay(port, function(a, data)
+		if not data then return end
+		local i = 1
+		while i <= #data do  -- pieces of changing sizes, each its own send
+			k = k % #sizes + 1
+			local piece = data:sub(i, i + sizes[k] - 1)
+			assert(a:send(piece, nil, T.deadline()))
+			i = i + #piece
+		end
+	end)
+	-- many records of many sizes, written without waiting (they run together)
+	local parts, expected = {}, {}
+	for i = 1, 300 do
+		local p = string.rep(string.char(65 + i % 26), (i * 37) % 3000 + 1)
+		parts[i] = p
+		expected[i] = p
+	end
+	expected = table.concat(expected)
+	local server = serve_one(l, function(c)
+		for i = 1, #parts do assert(c:send(parts[i], nil, T.deadline())) end
+		return c:readline(T.deadline())
+	end)
+	local c = assert(sock.connect_tls('127.0.0.1', rport, client_opt, T.deadline()))
+	-- read with recv of odd sizes too
+	local got, buf, want = {}, sock.buffer(4096), 1
+	local total = 0
+	while total < #expected do
+		want = want % 4000 + 7
+		local n = assert(c:recv(buf, math.min(want, #expected - total), T.deadline()))
+		assert(n > 0)
+		got[#got + 1] = bufstr(buf, n)
+		total = total + n
+	end
+	assert(table.concat(got) == expected, 'the data differs')
+	assert(c:send('thanks\n', nil, T.deadline()))
+	T.eq(server(), 'thanks')
+	T.eq(c:recv(buf, 10, T.deadline()), 0)  -- close_notify
+	c:close()
+	relaying()
+	l:close()
+end)
+
+T.test('a send that times out keeps what it encrypted: the stream stays whole', function()
+	local l, port = tls_listener()
+	local chunk = {}
+	for i = 1, 4096 do chunk[i] = string.char((i * 13 + 5) % 256) end
+	local data = table.concat(chunk):rep(4096)  -- 16 MiB: more than the socket buffers hold
+	local timed_out = T.latch(1)
+	local server = serve_one(l, function(c)
+		assert(c:handshake(T.deadline()))
+		assert(timed_out.wait(10))  -- nothing read until the client's send gave up
+		local got = assert(c:readn(#data, T.deadline(30)))
+		return got == data
+	end)
+	local c = assert(sock.connect_tls('127.0.0.1', port, client_opt, T.deadline()))
+	local ok, err, sent = c:send(data, nil, sock.clock() + 0.3)
+	T.eq(ok, nil)
+	T.eq(err, 'timeout')
+	assert(sent > 0 and sent < #data, 'sent ' .. tostring(sent))
+	timed_out.done()
+	assert(c:send(data:sub(sent + 1), nil, T.deadline(30)))
+	T.eq(server(), true, 'the server got the data whole')
+	c:close()
+	l:close()
+end, 40)
+
+T.test('close wakes a thread waiting in recv and one waiting in send; a second reader is busy', function()
+	local l, port = tls_listener()
+	local release = T.latch(1)
+	local server = serve_one(l, function(c)
+		assert(c:handshake(T.deadline()))
+		release.wait(10)  -- reads nothing meanwhile
+		return true
+	end)
+	local c = assert(sock.connect_tls('127.0.0.1', port, client_opt, T.deadline()))
+	local reader = T.go(function() return c:recv(sock.buffer(10), 10, T.deadline()) end)
+	-- a second reader while the first waits
+	local n, err = c:recv(sock.buffer(10), 10, T.deadline())
+	T.eq(n, nil)
+	T.eq(err, 'busy')
+	local big = string.rep('x', 16 * 1024 * 1024)
+	local writer = T.go(function() return c:send(big, nil, T.deadline()) end)
+	-- the writer fills the socket, then waits for it to drain; close ends both waits
+	local probe = T.go(function() return c:send('y', nil, sock.clock() + 0.2) end)
+	T.eq(probe(), true)  -- (its output went to the writer's queue)
+	c:close()
+	local rn, rerr = reader()
+	T.eq(rn, nil)
+	T.eq(rerr, 'closed')
+	local ok, werr = writer()
+	T.eq(ok, nil)
+	T.eq(werr, 'closed')
+	T.eq(select(2, c:recv(sock.buffer(1), 1, T.deadline())), 'closed')
+	T.eq(select(2, c:send('z', nil, T.deadline())), 'closed')
+	release.done()
+	assert(server())
+	l:close()
+end, 30)
+
+T.test('the end of the stream after a wait began: recv sees it (with and without close_notify)', function()
+	for _, clean in ipairs{true, false} do
+		local l, port = tls_listener()
+		local step = T.latch(1)
+		local server = serve_one(l, function(c)
+			assert(c:send('a', nil, T.deadline()))
+			step.wait(10)  -- the client waits in recv by now
+			if clean then return true end
+			c.tcp:close()  -- no close_notify
+			return true
+		end)
+		local c = assert(sock.connect_tls('127.0.0.1', port, client_opt, T.deadline()))
+		local buf = sock.buffer(10)
+		T.eq(c:recv(buf, 10, T.deadline()), 1)
+		local waiting = T.go(function() return c:recv(buf, 10, T.deadline()) end)
+		step.done()
+		local n, why = waiting()
+		T.eq(n, 0, tostring(clean))
+		T.eq(why, (not clean) and 'eof_without_close_notify' or nil, tostring(clean))
+		assert(server())
+		c:close()
+		l:close()
+	end
+end)
+
 T.test("luapower's sock_libtls: client_stcp, server_stcp, config", function()
 	local tls = require'sock_libtls'
 	local ltcp, port = T.listener()

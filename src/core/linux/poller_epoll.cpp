@@ -28,6 +28,7 @@ class EpollPoller final : public Poller {
   }
 
   const char* name() const override { return "epoll"; }
+  bool reports_hangups() const override { return true; }
   int fd() const override { return epfd_; }
 
   int submit(Operation& op) override {
@@ -38,6 +39,7 @@ class EpollPoller final : public Poller {
     ev.data.ptr = &h;
     if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, h.fd, &ev) < 0) return -errno;
     h.backend_state = id_;
+    h.hangup_seen = false;
     return 0;
   }
 
@@ -66,6 +68,7 @@ class EpollPoller final : public Poller {
     for (int i = 0; i < n; i++) {
       IoHandle& h = *static_cast<IoHandle*>(events_[i].data.ptr);
       uint32_t e = events_[i].events;
+      if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) h.hangup_seen = true;
       if ((e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && h.reader && perform(*h.reader))
         loop->complete(*h.reader);
       if ((e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && h.writer && perform(*h.writer))
