@@ -109,8 +109,16 @@ sock::Loop& sched_loop(lua_State* L, Scheduler* S) {
   return *S->loop;
 }
 
-void sched_check_thread(lua_State* L, Scheduler* S, const char* fname) {
+void sched_check_in_thread(lua_State* L, Scheduler* S, const char* fname) {
   if (!S->current) sock_error(L, "%s: I/O and sleeping work only inside a sock thread (sock.newthread/sock.thread/sock.run)", fname);
+}
+
+void sched_check_thread(lua_State* L, Scheduler* S, const char* fname) {
+  sched_check_in_thread(L, S, fname);
+  sched_check_can_wait(L, S, fname);
+}
+
+void sched_check_can_wait(lua_State* L, Scheduler* S, const char* fname) {
   if (L == S->current) return;
   // A coroutine inside a sock thread may wait only if sock made it
   // (sock.cowrap, sock.pcall), since only those pass the wait through.
