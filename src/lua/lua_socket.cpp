@@ -107,13 +107,16 @@ static int opt_flags(lua_State* L, int idx, const char* fname) {
 }
 
 // Every op is tried at once before it waits, which is what readiness
-// backends need and what saves a wait when data is there. The exception: on a
-// completion backend, a stream recv right after a short one would almost
-// surely find nothing, so it goes to the kernel directly. A deadline already
-// past still gets its one try.
+// backends need and what saves a wait when data is there. The exceptions: on
+// a completion backend, a stream recv right after a short one would almost
+// surely find nothing, so it goes to the kernel directly; on epoll, a recv
+// whose queue the backend saw run dry with no data come since (known_empty)
+// would surely find nothing, and waits at once. A deadline already past
+// still gets its one try.
 static bool should_try_first(Scheduler* S, const LuaWait& w) {
-  if (w.op.kind != sock::OpKind::recv || !w.last_short || !S->loop || !S->loop->poller().completes_ops())
-    return true;
+  if (w.op.kind != sock::OpKind::recv || !S->loop) return true;
+  sock::Poller& poller = S->loop->poller();
+  if (poller.completes_ops() ? !w.last_short : !poller.known_empty(w.op)) return true;
   return w.expires >= 0 && w.expires <= sock::monotonic_now();
 }
 
