@@ -75,7 +75,23 @@ lua_State* sched_unwait(Scheduler* S, lua_State* L, WaitHead* h) {
 // what its wait yielded (on 5.1/5.2, with the arguments that kept the
 // socket, buffer or job alive), now that the results no longer need them.
 static void drop_kept(lua_State* co, int kept, int nresults) {
-  for (int i = 0; i < kept; i++) lua_remove(co, -(nresults + 1));
+  if (kept <= 0) return;
+  // (Once per resume from a wait: in one move rather than a lua_remove,
+  // which shifts the values above, per kept value.)
+#if LUA_VERSION_NUM >= 503
+  lua_rotate(co, -(kept + nresults), -kept);  // the kept values to the top
+  lua_pop(co, kept);
+#else
+  int base = lua_gettop(co) - kept - nresults;
+  if (nresults > kept) {
+    for (int i = 0; i < kept; i++) lua_remove(co, base + 1);
+    return;
+  }
+  // The results into the lowest kept slots, the last first; none of the
+  // slots written is above a result still to move.
+  for (int i = nresults; i >= 1; i--) lua_replace(co, base + i);
+  lua_settop(co, base + nresults);
+#endif
 }
 
 // A child of fork() shares the parent's epoll instance or ring: it must
