@@ -85,6 +85,14 @@ end
 -- path, and gets the C function itself when it looks the method up (see
 -- sock._fast_method), so its calls cost nothing more.
 
+-- The twins, also kept here for lua/sock_ffi.lua's __index: {method = twin}.
+local twins = {}
+sock._twins = twins
+local function fast_method(method, twin)
+	sock._fast_method(method, twin)
+	twins[method] = twin
+end
+
 local function is_socket(self)
 	return type(self) == 'table' and type(rawget(self, 0)) == 'userdata'
 end
@@ -119,7 +127,7 @@ local function send(self, buf, len, expires, flags)
 	return true
 end
 methods.send = send
-sock._fast_method(send, c_send)
+fast_method(send, c_send)
 
 -- tcp:recvn(buf, len, [expires]) -> buf, len | nil, err, read_len
 local c_recvn = methods._recvn
@@ -140,7 +148,7 @@ local function recvn(self, buf, len, expires)
 	return buf, len
 end
 methods.recvn = recvn
-sock._fast_method(recvn, socket_recvn)
+fast_method(recvn, socket_recvn)
 
 -- tcp:recvall([expires]) -> buf, len | nil, err, buf, len
 function methods.recvall(self, expires)

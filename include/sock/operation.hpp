@@ -47,11 +47,9 @@ struct IoHandle {
   Operation* reader = nullptr;
   Operation* writer = nullptr;
   uint32_t backend_state = 0;  // backend bookkeeping, e.g. "registered with epoll"
-  // epoll: an event of this fd's registration said the peer hung up or the
-  // socket failed (EPOLLRDHUP, EPOLLHUP, EPOLLERR), which stays so: no
-  // further edge will say it again. (For callers that wait after a short
-  // recv without trying again; see lua_tls.cpp.)
-  bool hangup_seen = false;
+  bool stream = false;         // a byte stream (SOCK_STREAM): a short recv means the queue ran dry
+  bool rd_empty = false;       // readiness backends: see Poller::known_empty
+  bool rd_final = false;       // readiness backends: the peer's end, an error or urgent data was reported
   // Completion backends: requests the kernel still holds for this handle's
   // ops (at most one per op). While it is non-zero the kernel may still write
   // into the ops, their buffers and this handle, so none of them may be freed;

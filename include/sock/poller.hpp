@@ -23,13 +23,12 @@ class Poller {
   // most likely find nothing if tried again at once, and such a backend
   // waits for data without that extra syscall; readiness backends must try.
   virtual bool completes_ops() const { return false; }
-
-  // Edge-triggered readiness backends that keep IoHandle::hangup_seen: a
-  // caller whose recv just came back short may wait without trying again,
-  // provided the poller has not been entered since (stats().enters: an edge
-  // reported meanwhile went to nobody) and no hangup was seen (an end of
-  // stream that came with the last data has had its edge already).
-  virtual bool reports_hangups() const { return false; }
+  // Readiness backends that can tell: true when a recv on this stream op's
+  // handle would surely block now (epoll: the last recv found the receive
+  // queue empty, and no readable edge has come since; the next arrival
+  // raises one, which wakes a waiting reader). The caller may then wait
+  // without trying, saving the recv that returns EAGAIN.
+  virtual bool known_empty(const Operation&) const { return false; }
 
   // An fd that becomes readable when the poller has something to report, so
   // a host program can watch it in its own event loop; -1 if there is none.

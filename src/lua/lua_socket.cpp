@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -44,15 +45,20 @@ LuaSocket* sock_lua_checksocket(lua_State* L, int idx, const char* fname) {
   return ls;
 }
 
+// An `expires` that is a number and not NaN, as the loop takes it.
+static double normalize_expires(double t) {
+  if (t < 0) return 0;  // a deadline long past is still a deadline
+  if (std::isinf(t)) return -1;
+  return t;
+}
+
 double sock_lua_optexpires(lua_State* L, int idx, const char* fname) {
   if (lua_isnoneornil(L, idx)) return -1;
   if (lua_type(L, idx) != LUA_TNUMBER)
     sock_error(L, "bad argument #%d to '%s' (expires: number expected, got %s)", idx, fname, luaL_typename(L, idx));
   double t = lua_tonumber(L, idx);
   if (t != t) sock_error(L, "bad argument #%d to '%s' (expires is NaN)", idx, fname);
-  if (t < 0) return 0;  // a deadline long past is still a deadline
-  if (std::isinf(t)) return -1;
-  return t;
+  return normalize_expires(t);
 }
 
 // A number as text for an error message (lua_pushfstring's %d takes an int:
@@ -97,13 +103,16 @@ static int opt_flags(lua_State* L, int idx, const char* fname) {
 }
 
 // Every op is tried at once before it waits, which is what readiness
-// backends need and what saves a wait when data is there. The exception: on a
-// completion backend, a stream recv right after a short one would almost
-// surely find nothing, so it goes to the kernel directly. A deadline already
-// past still gets its one try.
+// backends need and what saves a wait when data is there. The exceptions: on
+// a completion backend, a stream recv right after a short one would almost
+// surely find nothing, so it goes to the kernel directly; on epoll, a recv
+// whose queue the backend saw run dry with no data come since (known_empty)
+// would surely find nothing, and waits at once. A deadline already past
+// still gets its one try.
 static bool should_try_first(Scheduler* S, const LuaWait& w) {
-  if (w.op.kind != sock::OpKind::recv || !w.last_short || !S->loop || !S->loop->poller().completes_ops())
-    return true;
+  if (w.op.kind != sock::OpKind::recv || !S->loop) return true;
+  sock::Poller& poller = S->loop->poller();
+  if (poller.completes_ops() ? !w.last_short : !poller.known_empty(w.op)) return true;
   return w.expires >= 0 && w.expires <= sock::monotonic_now();
 }
 
@@ -245,20 +254,31 @@ void sock_lua_prepare(LuaWait& w, LuaSocket* ls, sock::OpKind kind, char* buf, s
   w.base = 0;
   w.req = ReadRequest{};
   w.job = nullptr;
+  w.fast_fname = nullptr;
+}
+
+// The try-before-wait step of a prepared op, the same for the C API path
+// (sock_lua_run_op) and the FFI fast path: true when it finished now
+// (result in w.op), false when it must wait (w.defer set when it gives way
+// for a turn first, and is tried then).
+static bool try_before_wait(Scheduler* S, sock::Loop& loop, LuaWait& w) {
+  w.tries_first = true;
+  if (sched_give_way(S)) {
+    w.defer = true;  // tried at the next turn instead of now
+    return false;
+  }
+  if (should_try_first(S, w) && loop.try_op(w.op)) {
+    note_recv_length(w);
+    return true;
+  }
+  return false;
 }
 
 int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, const char* fname) {
   Scheduler* S = ls->sched;
   sock::Loop& loop = sched_loop(L, S);
-  w.tries_first = true;
-  if (sched_give_way(S)) {
-    w.defer = true;  // tried at the next turn instead of now
-    return sched_wait(L, S, &w.head, &op_kind, &w, fname);
-  }
-  if (should_try_first(S, w) && loop.try_op(w.op)) {
-    note_recv_length(w);
-    return w.push_results(L, w);
-  }
+  if (try_before_wait(S, loop, w)) return w.push_results(L, w);
+  if (L != S->current) sched_check_can_wait(L, S, fname);  // (recv and send check it only now)
   return sched_wait(L, S, &w.head, &op_kind, &w, fname);
 }
 
@@ -304,6 +324,14 @@ static int close_socket(LuaSocket* ls) {
 static LuaSocket* io_socket(lua_State* L, const char* fname) {
   LuaSocket* ls = sock_lua_checksocket(L, 1, fname);
   sched_check_thread(L, ls->sched, fname);
+  return ls;
+}
+
+// The same for recv and send, which check whether L may wait only when it
+// has to (see sched_check_in_thread): as the FFI fast path does.
+static LuaSocket* io_socket_try_first(lua_State* L, const char* fname) {
+  LuaSocket* ls = sock_lua_checksocket(L, 1, fname);
+  sched_check_in_thread(L, ls->sched, fname);
   return ls;
 }
 
@@ -759,34 +787,47 @@ static char* send_data(lua_State* L, int idx, size_t* len, const char* fname) {
   return p;
 }
 
+// What send answers without an op, once its arguments are checked: a closed
+// socket (with a count of 0 on a stream), a busy write side, an empty send
+// on a stream (a no-op that never reaches the OS). Else it prepares the op
+// and returns false. Shared by l_send and the FFI fast path.
+enum class SendAnswer { closed, busy, nothing_to_send, prepared };
+static SendAnswer send_prepare(LuaSocket* ls, char* p, size_t len, double expires, int flags) {
+  if (!ls->s.is_open()) return SendAnswer::closed;
+  LuaWait& w = ls->wr;
+  if (sock_lua_busy(w)) return SendAnswer::busy;  // before touching the op another call waits in
+  if (ls->s.type == SOCK_STREAM) {
+    if (len == 0) return SendAnswer::nothing_to_send;
+    sock_lua_prepare(w, ls, sock::OpKind::send_all, p, len, flags, expires, push_sent_tcp);
+  } else {
+    sock_lua_prepare(w, ls, sock::OpKind::send, p, len, flags, expires, push_count);
+  }
+  return SendAnswer::prepared;
+}
+
 // tcp:send(s|buf, [len], [expires], [flags]) -> true | nil, err, sent
 // udp:send(s|buf, [len], [expires], [flags]) -> len | nil, err
 static int l_send(lua_State* L) {
-  LuaSocket* ls = io_socket(L, "send");
+  LuaSocket* ls = io_socket_try_first(L, "send");
   size_t len;
   char* p = send_data(L, 2, &len, "send");
   double expires = sock_lua_optexpires(L, 4, "send");
   int flags = opt_flags(L, 5, "send");
-  if (!ls->s.is_open()) {
-    if (ls->s.type == SOCK_STREAM) {
+  switch (send_prepare(ls, p, len, expires, flags)) {
+    case SendAnswer::closed:
       sock_lua_fail(L, sock::ERR_CLOSED);
+      if (ls->s.type != SOCK_STREAM) return 2;
       lua_pushinteger(L, 0);
       return 3;
-    }
-    return sock_lua_fail(L, sock::ERR_CLOSED);
-  }
-  LuaWait& w = ls->wr;
-  if (sock_lua_busy(w)) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in
-  if (ls->s.type == SOCK_STREAM) {
-    if (len == 0) {  // a no-op that never reaches the OS
+    case SendAnswer::busy:
+      return sock_lua_fail(L, sock::ERR_BUSY);
+    case SendAnswer::nothing_to_send:
       lua_pushboolean(L, 1);
       return 1;
-    }
-    sock_lua_prepare(w, ls, sock::OpKind::send_all, p, len, flags, expires, push_sent_tcp);
-    return sock_lua_run_op(L, ls, w, "send");
+    case SendAnswer::prepared:
+      break;
   }
-  sock_lua_prepare(w, ls, sock::OpKind::send, p, len, flags, expires, push_count);
-  return sock_lua_run_op(L, ls, w, "send");
+  return sock_lua_run_op(L, ls, ls->wr, "send");
 }
 
 // s:_send(s|buf, [len], [expires], [flags]) -> sent | nil, err: one send
@@ -863,24 +904,43 @@ static size_t drain_pending(LuaSocket* ls, char* p, size_t maxlen) {
   return n;
 }
 
+// What recv answers without an op, once its arguments are checked: in
+// *answer a count (bytes read ahead by the buffered reads) or -code (closed,
+// busy), and true. Else it prepares the op and returns false. Shared by
+// l_recv and the FFI fast path.
+static bool recv_prepare(LuaSocket* ls, char* p, size_t maxlen, double expires, int flags, long* answer) {
+  if (!ls->s.is_open()) {
+    *answer = -sock::ERR_CLOSED;
+    return true;
+  }
+  // A second reader gets busy, before it can take bytes buffered for the first.
+  if (sock_lua_busy(ls->rd)) {
+    *answer = -sock::ERR_BUSY;
+    return true;
+  }
+  if (size_t n = drain_pending(ls, p, maxlen)) {
+    *answer = (long)n;
+    return true;
+  }
+  sock_lua_prepare(ls->rd, ls, sock::OpKind::recv, p, maxlen, flags, expires, push_count);
+  return false;
+}
+
 // tcp|udp:recv(buf, [maxlen], [expires], [flags]) -> len | nil, err
 static int l_recv(lua_State* L) {
-  LuaSocket* ls = io_socket(L, "recv");
+  LuaSocket* ls = io_socket_try_first(L, "recv");
   size_t maxlen;
   char* p = recv_target(L, &maxlen, "recv");
   double expires = sock_lua_optexpires(L, 4, "recv");
   int flags = opt_flags(L, 5, "recv");
   if (maxlen == 0) sock_error(L, "bad argument #3 to 'recv' (length must be greater than 0)");
-  CHECK_OPEN(L, ls);
-  // A second reader gets busy, before it can take bytes buffered for the first.
-  if (sock_lua_busy(ls->rd)) return sock_lua_fail(L, sock::ERR_BUSY);
-  if (size_t n = drain_pending(ls, p, maxlen)) {
-    sock_pushinteger(L, (long long)n);
+  long answer;
+  if (recv_prepare(ls, p, maxlen, expires, flags, &answer)) {
+    if (answer < 0) return sock_lua_fail(L, (int)-answer);
+    sock_pushinteger(L, answer);
     return 1;
   }
-  LuaWait& w = ls->rd;
-  sock_lua_prepare(w, ls, sock::OpKind::recv, p, maxlen, flags, expires, push_count);
-  return sock_lua_run_op(L, ls, w, "recv");
+  return sock_lua_run_op(L, ls, ls->rd, "recv");
 }
 
 static int push_recvn(lua_State* co, LuaWait& w) {
@@ -1006,6 +1066,107 @@ static int l_methods_newindex(lua_State* L) {
   return 0;
 }
 
+// --- the LuaJIT FFI fast path --------------------------------------------------
+//
+// LuaJIT cannot compile a call through the Lua C API: every recv and send
+// would leave the trace. lua/sock_ffi.lua calls these through the FFI
+// instead, after checking in Lua that every argument is one the C API path
+// would take without a word (else it calls the C API function, which
+// raises or answers as usual). They run the same code as the C API
+// functions from the argument checks on (recv_prepare, send_prepare,
+// try_before_wait), and stop where a thread would have to yield, which only
+// the C API can do: they leave the op prepared and return `wait`, and the
+// Lua side calls fast_wait (a C API function) to yield.
+
+constexpr double kFastWait = -1e15;  // beyond any -code
+constexpr double kFastSlow = -2e15;
+
+// Where the fast path may go on: inside a sock thread (whether the running
+// coroutine may wait is checked by fast_wait, if it has to), with the loop
+// there and this process's. Else the C API path raises or sets the loop up.
+static sock::Loop* fast_loop(LuaSocket* ls) {
+  Scheduler* S = ls->sched;
+  return S->current ? sched_loop_here(S) : nullptr;
+}
+
+// The fast path's `expires`: NaN for none (the Lua side refuses a NaN of
+// the caller's), else the caller's number, read as sock_lua_optexpires does.
+static double fast_expires(double t) { return t != t ? -1 : normalize_expires(t); }
+
+static double fast_run(LuaSocket* ls, sock::Loop& loop, LuaWait& w, const char* fname) {
+  if (try_before_wait(ls->sched, loop, w)) return (double)w.op.result;
+  w.fast_fname = fname;
+  return kFastWait;
+}
+
+static double fast_recv(void* sp, char* p, size_t maxlen, double expires, int flags) {
+  LuaSocket* ls = static_cast<LuaSocket*>(sp);
+  sock::Loop* loop = fast_loop(ls);
+  if (!loop || (flags & ~kKnownMsgFlags)) return kFastSlow;
+  long answer;
+  if (recv_prepare(ls, p, maxlen, fast_expires(expires), flags, &answer))
+    return (double)answer;
+  return fast_run(ls, *loop, ls->rd, "recv");
+}
+
+static double fast_send(void* sp, const char* p, size_t len, double expires, int flags, double* out) {
+  LuaSocket* ls = static_cast<LuaSocket*>(sp);
+  sock::Loop* loop = fast_loop(ls);
+  if (!loop || (flags & ~kKnownMsgFlags)) return kFastSlow;
+  bool stream = ls->s.type == SOCK_STREAM;
+  out[0] = stream ? 1 : 0;
+  out[1] = -1;
+  switch (send_prepare(ls, const_cast<char*>(p), len, fast_expires(expires), flags)) {
+    case SendAnswer::closed:
+      if (stream) out[1] = 0;
+      return -sock::ERR_CLOSED;
+    case SendAnswer::busy:
+      return -sock::ERR_BUSY;
+    case SendAnswer::nothing_to_send:
+      return 0;
+    case SendAnswer::prepared:
+      break;
+  }
+  double r = fast_run(ls, *loop, ls->wr, "send");
+  if (r < 0 && r != kFastWait && stream) out[1] = (double)ls->wr.op.done;  // (push_sent_tcp's count)
+  return r;
+}
+
+static const char* fast_error_message(int code) { return sock::error_message(code); }
+
+static const SockFastApi fast_api = {
+    kSockFastApiVersion, sizeof(SockFastApi),
+    (unsigned)offsetof(ByteBuffer, size), (unsigned)offsetof(ByteBuffer, data),
+    kFastWait, kFastSlow,
+    fast_recv, fast_send, fast_error_message};
+
+// fast_wait(socket, is_write, data): yield for the op the fast path left
+// prepared on that side of the socket. Its arguments stay on the thread's
+// stack while it waits, keeping the socket and the data alive.
+static int l_fast_wait(lua_State* L) {
+  LuaSocket* ls = sock_lua_checksocket(L, 1, "_fast_wait");
+  LuaWait& w = lua_toboolean(L, 2) ? ls->wr : ls->rd;
+  const char* fname = w.fast_fname;
+  // Only right after a fast call that returned `wait`: anything else would
+  // wait for an op nobody prepared, or one whose buffer is gone.
+  if (!fname || sock_lua_busy(w)) return sock_error(L, "_fast_wait: no operation is waiting to start");
+  w.fast_fname = nullptr;
+  Scheduler* S = ls->sched;
+  if (L != S->current) sched_check_can_wait(L, S, fname);
+  return sched_wait(L, S, &w.head, &op_kind, &w, fname);
+}
+
+// sock._fast_api() -> api (light userdata: a SockFastApi*), fast_wait, and
+// the three classes' object metatables and the socket userdata's (for
+// sock_ffi.lua's __index and its checks).
+static int l_fast_api(lua_State* L) {
+  lua_pushlightuserdata(L, const_cast<SockFastApi*>(&fast_api));
+  lua_pushcfunction(L, l_fast_wait);
+  for (int socktype : {SOCK_STREAM, SOCK_DGRAM, SOCK_RAW}) luaL_getmetatable(L, object_meta_key(socktype));
+  luaL_getmetatable(L, SOCK_SOCKET);
+  return 6;
+}
+
 // --- registration --------------------------------------------------------------
 
 void sock_lua_open_socket(lua_State* L, int sched_idx) {
@@ -1073,4 +1234,6 @@ void sock_lua_open_socket(lua_State* L, int sched_idx) {
 
   lua_pushvalue(L, sched_idx);
   luaL_setfuncs(L, functions, 1);
+  lua_pushcfunction(L, l_fast_api);
+  lua_setfield(L, module, "_fast_api");
 }

@@ -42,6 +42,9 @@ struct LuaWait {
   size_t base = 0;               // recvn: bytes taken from the read-ahead buffer before the op
   ReadRequest req;               // buffered reads
   void* job = nullptr;           // sendfile: its transfer state
+  // The FFI fast path (LuaJIT): the op was prepared and tried by it and must
+  // now wait; the name of the call, until its wait function yields.
+  const char* fast_fname = nullptr;
 };
 
 // Whether a call may use the record now.
@@ -120,3 +123,34 @@ int sock_lua_fail(lua_State* L, int code);
 
 // Module table on top; the scheduler is upvalue 1 of the running function.
 void sock_lua_open_socket(lua_State* L, int sched_idx);
+
+// The C ABI of the LuaJIT FFI fast path (see lua/sock_ffi.lua, and
+// docs/guide.md, "The LuaJIT fast path"). Its
+// functions are reached through this table of pointers, which
+// sock._fast_api() hands to Lua as a light userdata, never by symbol name:
+// LuaJIT's ffi.C cannot see a module DLL's symbols on Windows, and the
+// module is built with hidden visibility. `version` and `size` let the Lua
+// side refuse a layout it does not know (it then keeps the C API path).
+extern "C" {
+struct SockFastApi {
+  unsigned version;  // kSockFastApiVersion
+  unsigned size;     // sizeof(SockFastApi)
+  // sock.buffer's layout: where its size and bytes are in the userdata.
+  unsigned buffer_size_offset;
+  unsigned buffer_data_offset;
+  // The results below: >= 0 the call's result, -code for a failure
+  // (sock_fast_error_message(code) names it), or one of:
+  double wait;  // the op is prepared and must wait: call the wait function
+  double slow;  // nothing was done: take the C API path, which says why
+  // s:recv(buf, len, expires, flags), arguments checked by the caller:
+  // socket, bytes, length >= 1, expires (the caller's number, or NaN for
+  // none), flags >= 0.
+  double (*recv)(void* socket, char* buf, size_t len, double expires, int flags);
+  // s:send(data, len, expires, flags): the same; out[0] is set to 1 for a
+  // stream socket (its success is `true`), 0 otherwise, and out[1] to the
+  // count that goes with a failure (the bytes sent), -1 when none does.
+  double (*send)(void* socket, const char* buf, size_t len, double expires, int flags, double* out);
+  const char* (*error_message)(int code);
+};
+}
+constexpr unsigned kSockFastApiVersion = 1;

@@ -100,11 +100,9 @@ struct LuaSession {
   // sending call waits in (null while it runs in its own frame).
   bool flushing = false;
   LuaWait* flusher_wait = nullptr;
-  // The last recv found the socket empty (would block, or less than asked),
-  // when `short_poller` had been entered `short_enters` times (see fill).
+  // The last recv found the socket empty (would block, or less than asked):
+  // on a completion backend the next one waits first (see fill).
   bool recv_short = false;
-  uint64_t short_enters = 0;
-  const sock::Poller* short_poller = nullptr;
   TlsJob jobs[2];
 
   // Everything of the connection but the jobs (a completion may still come
@@ -486,21 +484,6 @@ static Need fill(TlsJob& j) {
     j.give_way = true;
     return kReadable;
   }
-  // The last recv found the socket empty: what comes next will be
-  // reported, so the call waits without trying (a recv that would almost
-  // surely block, one syscall per message, saved). A completion backend's
-  // readable wait looks at the socket itself. epoll reports edges, so only
-  // if the poller has not been entered since (an edge reported meanwhile
-  // went to nobody) and has never said the peer hung up (the end of the
-  // stream may have come with the last data: its edge will not come again).
-  sock::Loop* loop = S->loop.get();
-  if (s->recv_short && loop) {
-    const sock::Poller& p = loop->poller();
-    if (p.completes_ops() ||
-        (p.reports_hangups() && &p == s->short_poller && p.stats().enters == s->short_enters &&
-         !ls->s.io.hangup_seen))
-      return kReadable;
-  }
   char* buf = scratch(S);
   if (!buf) {
     j.err = ENOMEM;
@@ -508,12 +491,18 @@ static Need fill(TlsJob& j) {
   }
   sock::Operation op;
   op.prepare(sock::OpKind::recv, &ls->s.io, buf, kRecvScratchSize);
-  bool done = sock::Loop::try_now(op);
-  s->recv_short = loop && (!done || (op.result > 0 && (size_t)op.result < kRecvScratchSize));
-  if (s->recv_short) {
-    s->short_poller = &loop->poller();
-    s->short_enters = loop->poller().stats().enters;
+  // A recv that would surely find nothing waits without trying (one syscall
+  // per message saved), as a tcp recv does (should_try_first in
+  // lua_socket.cpp): on a completion backend, after the last recv came back
+  // short (its readable wait looks at the socket itself); on epoll, when the
+  // backend saw the queue run dry with no readable edge since (known_empty).
+  sock::Loop* loop = S->loop.get();
+  if (loop) {
+    const sock::Poller& p = loop->poller();
+    if (p.completes_ops() ? s->recv_short : p.known_empty(op)) return kReadable;
   }
+  bool done = loop ? loop->try_op(op) : sock::Loop::try_now(op);
+  s->recv_short = !done || (op.result > 0 && (size_t)op.result < kRecvScratchSize);
   if (!done) return kReadable;
   if (op.result < 0) {
     j.err = (int)-op.result;

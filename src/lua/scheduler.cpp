@@ -75,7 +75,23 @@ lua_State* sched_unwait(Scheduler* S, lua_State* L, WaitHead* h) {
 // what its wait yielded (on 5.1/5.2, with the arguments that kept the
 // socket, buffer or job alive), now that the results no longer need them.
 static void drop_kept(lua_State* co, int kept, int nresults) {
-  for (int i = 0; i < kept; i++) lua_remove(co, -(nresults + 1));
+  if (kept <= 0) return;
+  // (Once per resume from a wait: in one move rather than a lua_remove,
+  // which shifts the values above, per kept value.)
+#if LUA_VERSION_NUM >= 503
+  lua_rotate(co, -(kept + nresults), -kept);  // the kept values to the top
+  lua_pop(co, kept);
+#else
+  int base = lua_gettop(co) - kept - nresults;
+  if (nresults > kept) {
+    for (int i = 0; i < kept; i++) lua_remove(co, base + 1);
+    return;
+  }
+  // The results into the lowest kept slots, the last first; none of the
+  // slots written is above a result still to move.
+  for (int i = nresults; i >= 1; i--) lua_replace(co, base + i);
+  lua_settop(co, base + nresults);
+#endif
 }
 
 // A child of fork() shares the parent's epoll instance or ring: it must
@@ -109,8 +125,16 @@ sock::Loop& sched_loop(lua_State* L, Scheduler* S) {
   return *S->loop;
 }
 
-void sched_check_thread(lua_State* L, Scheduler* S, const char* fname) {
+void sched_check_in_thread(lua_State* L, Scheduler* S, const char* fname) {
   if (!S->current) sock_error(L, "%s: I/O and sleeping work only inside a sock thread (sock.newthread/sock.thread/sock.run)", fname);
+}
+
+void sched_check_thread(lua_State* L, Scheduler* S, const char* fname) {
+  sched_check_in_thread(L, S, fname);
+  sched_check_can_wait(L, S, fname);
+}
+
+void sched_check_can_wait(lua_State* L, Scheduler* S, const char* fname) {
   if (L == S->current) return;
   // A coroutine inside a sock thread may wait only if sock made it
   // (sock.cowrap, sock.pcall), since only those pass the wait through.

@@ -148,6 +148,14 @@ inline void sched_new_slice(Scheduler* S) {
 // Raise unless L runs inside a sock thread (or a coroutine sock made inside one).
 void sched_check_thread(lua_State* L, Scheduler* S, const char* fname);
 
+// Its two halves. recv and send check only the first before they start: a
+// call that does not have to wait works in a plain coroutine inside a sock
+// thread too, as it does inside a C callback (what the LuaJIT fast path can
+// tell without the running coroutine, which its compiled code cannot get);
+// the second, before a wait, raises "cannot wait inside a plain coroutine".
+void sched_check_in_thread(lua_State* L, Scheduler* S, const char* fname);  // S->current is set
+void sched_check_can_wait(lua_State* L, Scheduler* S, const char* fname);   // L is it, or sock made L
+
 // Yield the current thread to wait on the record `h` (of kind `kind`).
 // Use as `return sched_wait(L, S, h, kind, self, fname);` from a C function
 // whose own arguments are all that the wait needs kept alive: they stay on

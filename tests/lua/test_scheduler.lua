@@ -165,6 +165,26 @@ T.test('cowrap raises the wrapped function\'s errors', function()
 	T.raises("bad argument #1 to 'cowrap'", sock.cowrap, 42)
 end)
 
+T.test('recv and send in a plain coroutine work when they need not wait, and raise when they would', function()
+	local a, b = sock.socketpair()
+	local buf = sock.buffer(8)
+	local r = {coroutine.wrap(function()
+		assert(a:send('hi'))
+		return b:recv(buf)
+	end)()}
+	T.eq(r[1], 2)
+	T.eq(buf:tostring(1, 2), 'hi')
+	-- nothing there: recv would wait, which a plain coroutine cannot
+	local ok, err = pcall(coroutine.wrap(function() return b:recv(buf) end))
+	T.eq(ok, false)
+	assert(tostring(err):find("recv: cannot wait inside a plain coroutine", 1, true), err)
+	-- and nothing is left behind: the socket is free for the thread
+	assert(a:send('ok'))
+	T.eq(b:recv(buf, 8, T.deadline()), 2)
+	a:close()
+	b:close()
+end)
+
 T.test('a plain coroutine cannot wait, and says how to', function()
 	local co = coroutine.create(function() sock.sleep(0.01) end)
 	local ok, err = coroutine.resume(co)

@@ -439,4 +439,34 @@ T.test('a failed connect on an accepted socket leaves its remote address as it w
 	s:close()
 end)
 
+-- On epoll a recv whose queue was found empty waits without trying (the next
+-- arrival raises an edge). An end of stream queued behind a short read
+-- raises none: the recv after it must still see it.
+T.test('a short recv, then the end of stream that arrived with the data', function()
+	local c, s = T.tcp_pair()
+	local buf = sock.buffer(16)
+	local first = T.go(function() return s:recv(buf, 1, T.deadline()) end)  -- waits: nothing sent yet
+	assert(c:send('abc'))
+	assert(c:shutdown('w'))
+	T.eq(first(), 1)  -- the loop saw the data and the end together
+	T.eq(s:recv(buf, 16, T.deadline()), 2)  -- short: the queue ran dry (but for the FIN)
+	T.eq(s:recv(buf, 16, T.deadline()), 0)
+	T.eq(s:recv(buf, 16, T.deadline()), 0)
+	c:close()
+	s:close()
+end)
+
+T.test('a short recv, then data that comes later: the wait without a try is woken', function()
+	local c, s = T.tcp_pair()
+	local buf = sock.buffer(16)
+	assert(c:send('abc'))
+	T.eq(s:recv(buf, 16, T.deadline()), 3)  -- short
+	local later = T.go(function() return s:recv(buf, 16, T.deadline()) end)
+	assert(c:send('defg'))
+	T.eq(later(), 4)
+	T.eq(buf:tostring(1, 4), 'defg')
+	c:close()
+	s:close()
+end)
+
 T.done()

@@ -1,12 +1,17 @@
 // The epoll backend. Each fd is registered once, edge-triggered, for both
 // directions, the first time anything waits on it, and stays registered until
 // it is closed: waiting never costs an epoll_ctl. Edge triggering is safe
-// because every op is tried before it waits, so no readiness is missed.
+// because every op is tried before it waits, so no readiness is missed --
+// except a stream recv whose queue this backend saw run dry, with no edge
+// since (known_empty): the next arrival raises an edge, so it can wait at
+// once, saving the recv that would return EAGAIN (a ping-pong's every other
+// syscall).
 //
 // A handle's backend_state holds the id of the poller it is registered with,
 // so a handle registered with another poller (one abandoned after fork(),
 // say) is registered again with this one.
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -28,19 +33,36 @@ class EpollPoller final : public Poller {
   }
 
   const char* name() const override { return "epoll"; }
-  bool reports_hangups() const override { return true; }
   int fd() const override { return epfd_; }
 
   int submit(Operation& op) override {
     IoHandle& h = *op.handle;
     if (h.backend_state == id_) return 0;
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;  // (EPOLLPRI: see known_empty)
     ev.data.ptr = &h;
     if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, h.fd, &ev) < 0) return -errno;
     h.backend_state = id_;
-    h.hangup_seen = false;
     return 0;
+  }
+
+  // Which recv calls may skip their try (see Poller::known_empty): the
+  // handle is registered here (an edge for anything that arrives later is
+  // certain), and the last stream recv on it took less than it asked for,
+  // or would have blocked, with no readable edge reported since. A peek
+  // leaves the bytes queued, and an out-of-band or error-queue read says
+  // nothing of the data: those never mark the queue empty. Nor does anything
+  // once the peer's end of stream, an error or urgent data has been
+  // reported (rd_final): a short read may then stop before a FIN, an error
+  // or the urgent mark that raise no further edge.
+  bool known_empty(const Operation& op) const override {
+    return op.kind == OpKind::recv && op.handle->rd_empty && op.handle->backend_state == id_;
+  }
+
+  bool try_now(Operation& op) override {
+    bool done = Loop::try_now(op);
+    note_recv(op, done);
+    return done;
   }
 
   bool cancel(Operation&) override { return true; }
@@ -68,9 +90,15 @@ class EpollPoller final : public Poller {
     for (int i = 0; i < n; i++) {
       IoHandle& h = *static_cast<IoHandle*>(events_[i].data.ptr);
       uint32_t e = events_[i].events;
-      if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) h.hangup_seen = true;
-      if ((e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && h.reader && perform(*h.reader))
-        loop->complete(*h.reader);
+      if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) {
+        h.rd_empty = false;  // (something came: whoever reads next must look)
+        if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) h.rd_final = true;
+        if (h.reader) {
+          bool done = perform(*h.reader);
+          note_recv(*h.reader, done);
+          if (done) loop->complete(*h.reader);
+        }
+      }
       if ((e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && h.writer && perform(*h.writer))
         loop->complete(*h.writer);
     }
@@ -78,6 +106,11 @@ class EpollPoller final : public Poller {
   }
 
  private:
+  static void note_recv(Operation& op, bool done) {
+    if (op.kind != OpKind::recv || !op.handle->stream || (op.flags & (MSG_PEEK | MSG_OOB | MSG_ERRQUEUE))) return;
+    op.handle->rd_empty = !op.handle->rd_final && (!done || (op.result > 0 && (size_t)op.result < op.len));
+  }
+
   int epfd_;
   uint32_t id_;
   epoll_event events_[max_events];

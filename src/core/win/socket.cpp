@@ -62,6 +62,7 @@ int Socket::open(int family_, int type_, int protocol_) {
 void Socket::adopt(socket_t fd, int family_, int type_, int protocol_) {
   io = IoHandle{};
   io.fd = fd;
+  io.stream = type_ == SOCK_STREAM;
   family = family_;
   type = type_;
   protocol = protocol_;
