@@ -20,19 +20,6 @@ int Socket::open(int family_, int type_, int protocol_) {
   return 0;
 }
 
-void Socket::adopt(socket_t fd, int family_, int type_, int protocol_) {
-  io = IoHandle{};
-  io.fd = fd;
-  io.stream = type_ == SOCK_STREAM;
-  family = family_;
-  type = type_;
-  protocol = protocol_;
-}
-
-int Socket::bind(const sockaddr* addr, socklen_t len) { return check(::bind(io.fd, addr, len)); }
-
-int Socket::listen(int backlog) { return check(::listen(io.fd, backlog)); }
-
 int Socket::connect(const sockaddr* addr, socklen_t len) {
   if (::connect(io.fd, addr, len) == 0) return 0;
   // An interrupted connect goes on in the background, like EINPROGRESS.
@@ -44,18 +31,6 @@ int Socket::disconnect() {
   unspec.sa_family = AF_UNSPEC;
   int rc = connect(&unspec, sizeof unspec);
   return rc == -EAFNOSUPPORT ? 0 : rc;  // (some systems say so, and disconnect all the same)
-}
-
-int Socket::shutdown(int how) { return check(::shutdown(io.fd, how)); }
-
-int Socket::local_address(sockaddr_storage& out, socklen_t& len) const {
-  len = sizeof out;
-  return check(::getsockname(io.fd, (sockaddr*)&out, &len));
-}
-
-int Socket::peer_address(sockaddr_storage& out, socklen_t& len) const {
-  len = sizeof out;
-  return check(::getpeername(io.fd, (sockaddr*)&out, &len));
 }
 
 int Socket::close() {

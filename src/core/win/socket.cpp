@@ -59,19 +59,6 @@ int Socket::open(int family_, int type_, int protocol_) {
   return 0;
 }
 
-void Socket::adopt(socket_t fd, int family_, int type_, int protocol_) {
-  io = IoHandle{};
-  io.fd = fd;
-  io.stream = type_ == SOCK_STREAM;
-  family = family_;
-  type = type_;
-  protocol = protocol_;
-}
-
-int Socket::bind(const sockaddr* addr, socklen_t len) { return check(::bind(io.fd, addr, len)); }
-
-int Socket::listen(int backlog) { return check(::listen(io.fd, backlog)); }
-
 int Socket::connect(const sockaddr* addr, socklen_t len) {
   if (::connect(io.fd, addr, len) == 0) return 0;
   int e = last_socket_error();
@@ -83,18 +70,6 @@ int Socket::disconnect() {
   zero.ss_family = (ADDRESS_FAMILY)family;
   int len = family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
   return check(::connect(io.fd, (const sockaddr*)&zero, len));
-}
-
-int Socket::shutdown(int how) { return check(::shutdown(io.fd, how)); }
-
-int Socket::local_address(sockaddr_storage& out, socklen_t& len) const {
-  len = sizeof out;
-  return check(::getsockname(io.fd, (sockaddr*)&out, &len));
-}
-
-int Socket::peer_address(sockaddr_storage& out, socklen_t& len) const {
-  len = sizeof out;
-  return check(::getpeername(io.fd, (sockaddr*)&out, &len));
 }
 
 int Socket::close() {
