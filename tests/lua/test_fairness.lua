@@ -20,17 +20,30 @@ local child = require'child'
 local sanitized = os.getenv('ASAN_OPTIONS') ~= nil
 local MAX_LATE = sanitized and 0.25 or 0.1
 
+-- Lateness counted only while this process ran: over a span of `wall`
+-- seconds in which it used `cpu` seconds of CPU, other work on the machine
+-- kept it off the CPU for at least wall - cpu (every case here keeps it
+-- busy meanwhile), and that much of `late` is the machine's, not the loop's.
+-- A loop held by one thread burns CPU all the while: its lateness stays.
+local cpu_time = sock._cpu_time
+local function late_while_running(late, wall, cpu)
+	return late - math.max(0, wall - cpu)
+end
+
 -- A thread that sleeps for `period` seconds, again and again until the
 -- returned function is called (at least `min` times), and records how late
--- it woke. The returned function stops it and gives the worst lateness.
+-- it woke (late_while_running). The returned function stops it and gives
+-- the worst lateness.
 local function sleeper(period, min)
 	local worst, wakes, stop = 0, 0, false
 	local done = T.latch(1)
 	sock.thread(function()
 		while not stop or wakes < min do
-			local due = sock.clock() + period
+			local start, cpu_start = sock.clock(), cpu_time()
+			local due = start + period
 			sock.sleep_until(due)
-			worst = math.max(worst, sock.clock() - due)
+			local now = sock.clock()
+			worst = math.max(worst, late_while_running(now - due, now - start, cpu_time() - cpu_start))
 			wakes = wakes + 1
 		end
 		done.done()
@@ -73,30 +86,50 @@ local function read_file(path)
 	return s
 end
 
+-- Run `measure` (which returns true, or false and why) up to `attempts`
+-- times, until it holds. These bounds are on wall-clock time and on peers in
+-- other processes, which a machine busy with other work can deschedule for
+-- 100 ms and more (seen in CI with two other builds running). Only for
+-- cases a missing budget fails every time (the first: 2 s late in each
+-- attempt) or that do not depend on the budget: a preemption now and then
+-- does not fail the suite.
+local function holds_within(attempts, measure)
+	local why
+	for i = 1, attempts do
+		local ok
+		ok, why = measure()
+		if ok then return end
+		if i < attempts then io.stderr:write('NOTE test_fairness: attempt ', i, ' of ', attempts, ': ', why, '\n') end
+	end
+	error(why .. (' (in each of %d attempts)'):format(attempts), 2)
+end
+
 T.test('a thread whose sends always complete at once lets a 10 ms sleeper wake on time', function()
 	local rx = assert(sock.udp())
 	assert(rx:bind('127.0.0.1', 0))
 	local tx = assert(sock.udp())
 	assert(tx:connect('127.0.0.1', rx:getsockname():port()))
-	local worst = sleeper(0.01, 30)  -- waits first
-	local stop, sent = false, 0
-	sock.runafter(0.3, function() stop = true end)
-	local sender = T.go(function()
-		local buf = sock.buffer(512)
-		local t_end = sock.clock() + 2
-		-- A datagram to a socket nobody reads is dropped, never waited for:
-		-- every send completes at once.
-		while not stop and sock.clock() < t_end do
-			assert(tx:send(buf, 512, T.deadline()))
-			sent = sent + 1
-		end
+	holds_within(3, function()
+		local worst = sleeper(0.01, 30)  -- waits first
+		local stop, sent = false, 0
+		sock.runafter(0.3, function() stop = true end)
+		local sender = T.go(function()
+			local buf = sock.buffer(512)
+			local t_end = sock.clock() + 2
+			-- A datagram to a socket nobody reads is dropped, never waited for:
+			-- every send completes at once.
+			while not stop and sock.clock() < t_end do
+				assert(tx:send(buf, 512, T.deadline()))
+				sent = sent + 1
+			end
+		end)
+		local late = worst()
+		stop = true
+		sender()
+		-- (Under Wine a send costs some 0.3 ms: 800-odd in the 0.3 s.)
+		assert(sent > (T.windows and 200 or 1000), 'the sender hardly ran: ' .. sent)
+		return late < MAX_LATE, ('the sleeper woke %.1f ms late'):format(late * 1000)
 	end)
-	local late = worst()
-	stop = true
-	sender()
-	-- (Under Wine a send costs some 0.3 ms: 800-odd in the 0.3 s.)
-	assert(sent > (T.windows and 200 or 1000), 'the sender hardly ran: ' .. sent)
-	assert(late < MAX_LATE, ('the sleeper woke %.1f ms late'):format(late * 1000))
 	tx:close()
 	rx:close()
 end)
@@ -109,6 +142,8 @@ T.test('a large sendfile to a fast reader lets a 10 ms sleeper wake on time', fu
 	f:write('\0')
 	f:close()
 	local out = T.tmpname()
+	-- (One attempt: without the budget a reader slower than the disk lets
+	-- the sleeper wake on time now and then, so retrying would hide it.)
 	local c = drain_peer(out)
 	local worst = sleeper(0.01, 1)
 	local sent, err = c:sendfile(path, 0, size, T.deadline(20))
@@ -122,78 +157,82 @@ end, DRAIN_UNDER_WINE or 30)
 
 T.test('two bulk senders to fast readers share the loop within a factor of 2', function()
 	local outs = {T.tmpname(), T.tmpname()}
-	local conns = {drain_peer(outs[1]), drain_peer(outs[2])}
-	local counts = {0, 0}
-	local t_end = sock.clock() + 0.6
-	local senders = {}
-	for i = 1, 2 do
-		senders[i] = T.go(function()
-			local buf = sock.buffer(65536)
-			while sock.clock() < t_end do
-				assert(conns[i]:send(buf, 65536, T.deadline()))
-				counts[i] = counts[i] + 65536
-			end
-			conns[i]:close()
-		end)
-	end
-	senders[1]()
-	senders[2]()
-	local ratio = math.max(counts[1], counts[2]) / math.max(1, math.min(counts[1], counts[2]))
-	assert(ratio <= 2, ('unfair: %d against %d bytes'):format(counts[1], counts[2]))
+	holds_within(3, function()
+		local conns = {drain_peer(outs[1]), drain_peer(outs[2])}
+		local counts = {0, 0}
+		local t_end = sock.clock() + 0.6
+		local senders = {}
+		for i = 1, 2 do
+			senders[i] = T.go(function()
+				local buf = sock.buffer(65536)
+				while sock.clock() < t_end do
+					assert(conns[i]:send(buf, 65536, T.deadline()))
+					counts[i] = counts[i] + 65536
+				end
+				conns[i]:close()
+			end)
+		end
+		senders[1]()
+		senders[2]()
+		local ratio = math.max(counts[1], counts[2]) / math.max(1, math.min(counts[1], counts[2]))
+		return ratio <= 2, ('unfair: %d against %d bytes'):format(counts[1], counts[2])
+	end)
 	for _, o in ipairs(outs) do os.remove(o) end
-end, DRAIN_UNDER_WINE or 20)
+end, DRAIN_UNDER_WINE or 40)
 
 T.test('under a connection storm timers fire, and threads of closed connections finish', function()
 	local loadgen = os.getenv('SOCK_LOADGEN')
 	assert(loadgen, 'SOCK_LOADGEN (the path of bench/loadgen, which CTest sets) is not set')
-	local l, port = T.listener()
-	local live, peak, accepted = 0, 0, 0
-	-- The README's server: an accept loop, a thread per connection, echo until EOF.
-	local server = T.go(function()
-		while true do
-			local c = l:accept(T.deadline())
-			if not c then break end  -- closed: the storm is over
-			accepted = accepted + 1
-			sock.thread(function()
-				live = live + 1
-				peak = math.max(peak, live)
-				local buf = sock.buffer(64)
-				while true do
-					local n = c:recv(buf, 64, T.deadline())
-					if not n or n == 0 then break end
-					if not c:send(buf, n, T.deadline()) then break end
-				end
-				c:close()
-				live = live - 1
-			end)
-		end
+	holds_within(3, function()
+		local l, port = T.listener()
+		local live, peak, accepted = 0, 0, 0
+		-- The README's server: an accept loop, a thread per connection, echo until EOF.
+		local server = T.go(function()
+			while true do
+				local c = l:accept(T.deadline())
+				if not c then break end  -- closed: the storm is over
+				accepted = accepted + 1
+				sock.thread(function()
+					live = live + 1
+					peak = math.max(peak, live)
+					local buf = sock.buffer(64)
+					while true do
+						local n = c:recv(buf, 64, T.deadline())
+						if not n or n == 0 then break end
+						if not c:send(buf, n, T.deadline()) then break end
+					end
+					c:close()
+					live = live - 1
+				end)
+			end
+		end)
+		local ticks, last, last_cpu, worst_gap = 0, sock.clock(), cpu_time(), 0
+		local ticker = sock.runevery(0.01, function()
+			local now, cpu = sock.clock(), cpu_time()
+			worst_gap = math.max(worst_gap, late_while_running(now - last, now - last, cpu - last_cpu))
+			last, last_cpu = now, cpu
+			ticks = ticks + 1
+		end)
+		local out = T.tmpname()
+		-- 64 connections at a time, each: connect, a 16-byte exchange, close.
+		assert(os.execute(('%s connrate -p %d -c 64 -s 16 -d 1 -w 0 -a 0 > %s 2>&1 &')
+			:format(child.quote(loadgen), port, child.quote(out))))
+		sock.sleep(1.2)
+		l:close()
+		server()
+		ticker:cancel()
+		local deadline = T.deadline(5)
+		while live > 0 and sock.clock() < deadline do sock.sleep(0.01) end
+		local report = read_file(out)
+		os.remove(out)
+		assert(accepted > 200, 'no storm: ' .. accepted .. ' connections accepted\n' .. report)
+		-- loadgen keeps 64 connections open at a time: the threads of closed
+		-- ones must finish, not pile up waiting for a turn of the loop.
+		assert(peak < 400, peak .. ' connection threads alive at once')
+		T.eq(live, 0)
+		return worst_gap < MAX_LATE, ('a 10 ms timer went silent for %.0f ms'):format(worst_gap * 1000)
 	end)
-	local ticks, last, worst_gap = 0, sock.clock(), 0
-	local ticker = sock.runevery(0.01, function()
-		local now = sock.clock()
-		worst_gap = math.max(worst_gap, now - last)
-		last = now
-		ticks = ticks + 1
-	end)
-	local out = T.tmpname()
-	-- 64 connections at a time, each: connect, a 16-byte exchange, close.
-	assert(os.execute(('%s connrate -p %d -c 64 -s 16 -d 1 -w 0 -a 0 > %s 2>&1 &')
-		:format(child.quote(loadgen), port, child.quote(out))))
-	sock.sleep(1.2)
-	l:close()
-	server()
-	ticker:cancel()
-	local deadline = T.deadline(5)
-	while live > 0 and sock.clock() < deadline do sock.sleep(0.01) end
-	local report = read_file(out)
-	os.remove(out)
-	assert(accepted > 200, 'no storm: ' .. accepted .. ' connections accepted\n' .. report)
-	assert(worst_gap < MAX_LATE, ('a 10 ms timer went silent for %.0f ms'):format(worst_gap * 1000))
-	-- loadgen keeps 64 connections open at a time: the threads of closed
-	-- ones must finish, not pile up waiting for a turn of the loop.
-	assert(peak < 400, peak .. ' connection threads alive at once')
-	T.eq(live, 0)
-end, T.not_on_windows('the storm comes from bench/loadgen, an epoll program (Linux)') or 20)
+end, T.not_on_windows('the storm comes from bench/loadgen, an epoll program (Linux)') or 60)
 
 T.test('sock.sleep(0) gives way to the loop once', function()
 	local other_ran = false
