@@ -524,6 +524,22 @@ static size_t next_part(size_t left) { return left < kWriteChunk ? left : kWrite
 // engine step; its output sent (unless another call is sending); then, if
 // the step wants input, one recv and the step again. The same loop as a
 // blocking TLS client's, cut where it would block.
+// A write step whose plaintext the engine took, whose ciphertext was not all
+// sent when the call failed (j.err: a send error, its deadline, a close):
+// the plaintext is in the stream, its ciphertext waits in the session and
+// goes first on the next call. So it counts as sent (resending it would
+// repeat it): a send's count says so; _send gives its count and the
+// failure, if it lasts, comes with the next call. True if so.
+static bool count_taken_plaintext(TlsJob& j) {
+  if (j.step != Step::write || j.phase != TlsJob::Phase::flush || j.r.status != Status::done || j.r.bytes == 0)
+    return false;
+  if (j.shape == TlsJob::Shape::send)
+    j.sent += j.r.bytes;
+  else
+    j.err = 0;
+  return true;
+}
+
 static Need advance(TlsJob& j) {
   LuaSession* s = j.s;
   for (;;) {
@@ -542,17 +558,7 @@ static Need advance(TlsJob& j) {
         switch (j.r.status) {
           case Status::done:
             j.err = j.flush_err;
-            if (j.err && j.step == Step::write && j.r.bytes > 0) {
-              // The plaintext is in the stream: its ciphertext waits in the
-              // session and goes first on the next call. So it counts as
-              // sent (resending it would repeat it); _send's count says so
-              // and the failure, if it lasts, comes with the next call.
-              if (j.shape == TlsJob::Shape::send)
-                j.sent += j.r.bytes;
-              else
-                j.err = 0;
-              return kFinished;
-            }
+            if (j.err && count_taken_plaintext(j)) return kFinished;
             if (!j.err && j.shape == TlsJob::Shape::send) {  // the next part, if any
               j.sent += j.r.bytes;
               if (j.sent < j.total) {
@@ -686,8 +692,9 @@ static void tls_ready(sock::Operation* op) {
   j.fresh = true;
   j.s->recv_short = false;  // (the socket may be readable now: the next fill tries)
   Need n = kFinished;
-  if (op->result < 0) {
+  if (op->result < 0) {  // (its deadline, or a close)
     j.err = (int)-op->result;
+    count_taken_plaintext(j);  // (waiting to send a step's ciphertext)
   } else if ((n = advance(j)) != kFinished) {
     arm_kind(w, n);
     if (j.flusher) j.s->flusher_wait = &w;
