@@ -3,16 +3,16 @@
 // the caller drains, so no OpenSSL call ever touches a socket or blocks.
 #include "sock/tls.hpp"
 
+#include "sock/address.hpp"  // inet_pton, inet_ntop: the core's own, the same on every platform
+#include "sock/process.hpp"  // keep_module_loaded
+
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include <arpa/inet.h>
-
 #include <climits>
 #include <cstring>
-#include <ctime>
 
 namespace sock {
 namespace tls {
@@ -152,6 +152,7 @@ struct ContextAccess {
 };
 
 std::shared_ptr<Context> ContextAccess::create(const ContextOptions& o, std::string* error) {
+  keep_module_loaded();  // OpenSSL's exit handler may live in this module (process.hpp)
   ERR_clear_error();
   std::shared_ptr<Context> c(new Context());
   c->server_ = o.server;
@@ -284,8 +285,9 @@ std::unique_ptr<Session> Session::create(std::shared_ptr<Context> context, const
     }
     if (!servername.empty()) {
       unsigned char addr[16];
-      bool is_ip = inet_pton(AF_INET, servername.c_str(), addr) == 1 ||
-                   inet_pton(AF_INET6, servername.c_str(), addr) == 1;
+      size_t addrlen;
+      bool is_ip = sock::inet_pton(AF_INET, servername, addr, &addrlen) ||
+                   sock::inet_pton(AF_INET6, servername, addr, &addrlen);
       if (!is_ip && SSL_set_tlsext_host_name(ssl, servername.c_str()) != 1) {
         *error = "servername: " + take_openssl_error("invalid");
         return nullptr;
@@ -436,13 +438,19 @@ PeerCertificate Session::peer_certificate() const {
       char text[INET6_ADDRSTRLEN] = "";
       int len = ASN1_STRING_length(ip);
       if (len == 4 || len == 16)
-        inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(ip), text, sizeof text);
+        sock::inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(ip), text, sizeof text);
       if (text[0]) pc.names.emplace_back(text);
     }
   }
   GENERAL_NAMES_free(names);
-  struct tm tm;
-  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1) pc.not_after = (long long)timegm(&tm);
+  // Seconds since 1970 as OpenSSL counts them (timegm is not everywhere: no
+  // Windows C runtime has it).
+  if (ASN1_TIME* epoch = ASN1_TIME_set(nullptr, 0)) {
+    int days = 0, secs = 0;
+    if (ASN1_TIME_diff(&days, &secs, epoch, X509_get0_notAfter(cert)) == 1)
+      pc.not_after = (long long)days * 86400 + secs;
+    ASN1_TIME_free(epoch);
+  }
   X509_free(cert);
   ERR_clear_error();
   return pc;
