@@ -34,6 +34,15 @@ double process_cpu_seconds();
 // know: a few of its socket calls differ from Windows'); false elsewhere.
 bool running_under_wine();
 
+// Keeps the module that holds the core (sock.dll) loaded until the process
+// exits, once something in it has registered code to run at exit: OpenSSL
+// does (atexit(OPENSSL_cleanup)) when it is linked in statically, and Lua's
+// lua_close unloads C modules before the C runtime runs its exit handlers,
+// which would then call into an unloaded DLL. Windows pins the DLL
+// (GetModuleHandleEx ..._PIN); elsewhere it does nothing (a shared object's
+// atexit handlers run when it is unloaded).
+void keep_module_loaded();
+
 inline unsigned fork_generation_seen() { return detail::fork_count.load(std::memory_order_relaxed); }
 
 }  // namespace sock

@@ -32,4 +32,6 @@ double process_cpu_seconds() {
 
 bool running_under_wine() { return false; }  // (tests list /proc/self/fd instead)
 
+void keep_module_loaded() {}
+
 }  // namespace sock

@@ -26,6 +26,12 @@ bool running_under_wine() {
   return ntdll && GetProcAddress(ntdll, "wine_get_version") != nullptr;
 }
 
+void keep_module_loaded() {
+  HMODULE self;
+  GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN,
+                     reinterpret_cast<LPCWSTR>(&keep_module_loaded), &self);
+}
+
 long process_handle_count() {
   DWORD n = 0;
   return GetProcessHandleCount(GetCurrentProcess(), &n) ? (long)n : -1;
