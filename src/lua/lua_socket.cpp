@@ -184,6 +184,16 @@ static void deferred_op(sock::Timer* t) {
   w.op.on_complete(&w.op);  // (rc 1: the backend finished it at once)
 }
 
+// Whether a wait_op's wait that the backend finished at once (Loop::start
+// gave 1) found the socket ready: a completion backend may do that where a
+// readiness backend never does (IOCP's zero-byte WSARecv succeeds at once
+// when data is already there). The completion then goes on at the next turn,
+// as after giving way: the caller's own syscalls see what is there. (A
+// run_op's op that finished at once has its results instead.)
+static bool ready_at_once(const LuaWait& w) {
+  return !w.tries_first && w.op.result >= 0;
+}
+
 // Give way for one turn: the op starts (a run_op's is tried first) or the
 // wait_op's completion goes on at the next turn.
 static void defer_op(sock::Loop& loop, LuaWait& w) {
@@ -207,6 +217,10 @@ static int op_arm(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
     return -1;
   }
   int rc = loop ? loop->start(w.op, w.expires) : -sock::ERR_CLOSED;
+  if (rc == 1 && ready_at_once(w)) {
+    defer_op(*loop, w);
+    rc = 0;
+  }
   if (rc == 0) {
     w.armed = true;
     sched_armed(S, L, co, h);
@@ -238,7 +252,13 @@ int sock_lua_wait_again(LuaWait& w, bool give_way) {
     defer_op(*loop, w);
     return 0;
   }
-  return loop->start(w.op, w.expires);  // (never 1: readable/writable ops only wait)
+  int rc = loop->start(w.op, w.expires);
+  if (rc == 1) {  // finished at once: ready now, or failed now
+    if (!ready_at_once(w)) return (int)w.op.result;
+    defer_op(*loop, w);
+    return 0;
+  }
+  return rc;
 }
 
 void sock_lua_prepare(LuaWait& w, LuaSocket* ls, sock::OpKind kind, char* buf, size_t len, int flags,
