@@ -1,6 +1,9 @@
 -- TLS: sock against itself, `openssl s_server` and curl, over loopback.
--- Certificates are made at the start with the `openssl` command, in a temp
--- dir, valid for a day (the expired one ended yesterday).
+-- The certificates are tls-certs.sh's (beside this file), made when the tests
+-- run, valid for a day: in SOCK_TEST_CERT_DIR when it names a directory (the
+-- Windows tests under Wine, where no sh or openssl command runs, get them
+-- from a CTest fixture on the host), else this file runs the script itself
+-- into a temp dir.
 local T = require'testlib'
 local sock = T.sock
 
@@ -33,31 +36,26 @@ end
 
 -- Certificates ----------------------------------------------------------------
 
-local dir = T.tmpname()
-os.remove(dir)
-sh('mkdir -p ' .. dir)
-local function path(name) return dir .. '/' .. name end
-
-local function openssl(args)
-	sh('cd ' .. dir .. ' && openssl ' .. args .. ' >/dev/null 2>&1')
+local cert_dir = os.getenv('SOCK_TEST_CERT_DIR')
+if cert_dir == '' then cert_dir = nil end
+-- A directory of this run's own for what the tests write (the peers' logs),
+-- and for the certificates when nobody made them.
+local dir
+if not T.windows then
+	dir = T.tmpname()
+	os.remove(dir)
+	sh('mkdir -p ' .. dir)
+	if not cert_dir then
+		local here = (arg and arg[0] or ''):match('^(.*)/[^/]*$') or '.'
+		sh('sh ' .. here .. '/tls-certs.sh ' .. dir)
+		cert_dir = dir
+	end
+elseif not cert_dir then
+	T.skip_file('SOCK_TEST_CERT_DIR names no directory of certificates (tls-certs.sh, which needs sh and'
+		.. ' the openssl command, makes them; CTest\'s fixture does it on the host)')
 end
-local EC = '-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes'
--- A CA, and certificates it signs: name -> (subject CN, subjectAltName, days).
-openssl('req -x509 ' .. EC .. ' -keyout ca.key -out ca.pem -days 2 -subj /CN=sock-test-CA')
-local function signed(name, cn, san, days)
-	local f = io.open(path(name .. '.ext'), 'w')
-	f:write('subjectAltName=' .. san .. '\n')
-	f:close()
-	openssl('req ' .. EC .. ' -keyout ' .. name .. '.key -out ' .. name .. '.csr -subj /CN=' .. cn)
-	openssl('x509 -req -in ' .. name .. '.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out '
-		.. name .. '.pem -days ' .. days .. ' -extfile ' .. name .. '.ext')
-end
-signed('server', 'localhost', 'DNS:localhost,IP:127.0.0.1', 1)
-signed('expired', 'localhost', 'DNS:localhost,IP:127.0.0.1', -1)
-signed('wrongname', 'example.com', 'DNS:example.com', 1)
-signed('client', 'sock-test-client', 'DNS:client.test', 1)
-openssl('req -x509 ' .. EC .. ' -keyout selfsigned.key -out selfsigned.pem -days 1 -subj /CN=localhost'
-	.. ' -addext subjectAltName=DNS:localhost,IP:127.0.0.1')
+local function path(name) return cert_dir .. '/' .. name end  -- (Windows takes '/' too)
+local function scratch(name) return dir .. '/' .. name end
 
 local function server_opt(name)
 	name = name or 'server'
@@ -643,6 +641,10 @@ end)
 
 -- Real peers --------------------------------------------------------------------
 
+-- These start the peers as processes through sh (and stop them with kill):
+-- not on Windows (under Wine, where they would be Linux programs, neither).
+local peer_opts = T.not_on_windows('the peer (openssl s_server, curl) is a process started through sh')
+
 -- A free port: bound, read, released (another process may take it between,
 -- in which case the peer fails to start and the test says so).
 local function free_port()
@@ -653,9 +655,9 @@ end
 
 -- Run a shell command in the background; its pid.
 local function spawn(cmd, name)
-	local pidfile = path(name .. '.pid')
+	local pidfile = scratch(name .. '.pid')
 	-- (a sanitizer build preloads its runtime into the interpreter: not into the peers)
-	sh('(unset LD_PRELOAD; ' .. cmd .. ') >' .. path(name .. '.log') .. ' 2>&1 & echo $! >' .. pidfile)
+	sh('(unset LD_PRELOAD; ' .. cmd .. ') >' .. scratch(name .. '.log') .. ' 2>&1 & echo $! >' .. pidfile)
 	return assert(tonumber(readfile(pidfile)))
 end
 
@@ -677,7 +679,7 @@ T.test('sock client against openssl s_server', function()
 	local pid = spawn('exec openssl s_server -accept 127.0.0.1:' .. port .. ' -cert ' .. path('server.pem')
 		.. ' -key ' .. path('server.key') .. ' -rev -naccept 2', 's_server')
 	local ok, err = sock.pcall(function()
-		assert(wait_listening(port, T.deadline()), 'openssl s_server did not start: ' .. tostring(readfile(path('s_server.log'))))
+		assert(wait_listening(port, T.deadline()), 'openssl s_server did not start: ' .. tostring(readfile(scratch('s_server.log'))))
 		local c = assert(sock.connect_tls('localhost', port, client_opt, T.deadline()))
 		T.eq(c:peer_certificate().subject, 'CN=localhost')
 		assert(c:send('hello openssl\n', nil, T.deadline()))
@@ -686,7 +688,7 @@ T.test('sock client against openssl s_server', function()
 	end)
 	os.execute('kill ' .. pid .. ' 2>/dev/null')
 	assert(ok, err)
-end)
+end, peer_opts)
 
 T.test('curl against a sock TLS server: HTTP/1.1, keep-alive, several requests', function()
 	local l, port = tls_listener(server_opt())
@@ -708,24 +710,24 @@ T.test('curl against a sock TLS server: HTTP/1.1, keep-alive, several requests',
 		c:close()
 	end)
 	local url = 'https://localhost:' .. port
-	local rcfile = path('curl.rc')
+	local rcfile = scratch('curl.rc')
 	spawn('curl -sS --cacert ' .. path('ca.pem') .. ' --resolve localhost:' .. port .. ':127.0.0.1 '
-		.. url .. '/a ' .. url .. '/b ' .. url .. '/c >' .. path('curl.out') .. '; echo $? >' .. rcfile, 'curl')
+		.. url .. '/a ' .. url .. '/b ' .. url .. '/c >' .. scratch('curl.out') .. '; echo $? >' .. rcfile, 'curl')
 	local ok, err = sock.pcall(function()
 		local expires = T.deadline()
 		while not readfile(rcfile) or readfile(rcfile) == '' do
 			assert(sock.clock() < expires, 'curl did not finish')
 			sock.sleep(0.02)  -- (polling for the exit status of another process)
 		end
-		T.eq(tonumber(readfile(rcfile)), 0, 'curl exit status: ' .. tostring(readfile(path('curl.log'))))
-		T.eq(readfile(path('curl.out')), 'you asked for /a\nyou asked for /b\nyou asked for /c\n')
+		T.eq(tonumber(readfile(rcfile)), 0, 'curl exit status: ' .. tostring(readfile(scratch('curl.log'))))
+		T.eq(readfile(scratch('curl.out')), 'you asked for /a\nyou asked for /b\nyou asked for /c\n')
 	end)
 	l:close()  -- (also ends the accept when curl failed)
 	server()
 	assert(ok, err)
 	T.eq(requests, 3)
 	T.eq(connections, 1)
-end)
+end, peer_opts)
 
-sh('rm -rf ' .. dir)
+if dir then sh('rm -rf ' .. dir) end
 T.done()
