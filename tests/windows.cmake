@@ -50,7 +50,8 @@ set(core_not_built
   "test_uring.cpp|io_uring (and the seccomp filter, fork and /proc its tests use) is Linux's"
   "test_kqueue.cpp|the kqueue backend is not built on Windows")
 if(NOT SOCK_HAVE_TLS)
-  list(APPEND core_not_built "test_tls.cpp|TLS needs OpenSSL 3, which this Windows build does not have")
+  list(APPEND core_not_built
+    "test_tls.cpp|TLS needs OpenSSL 3, which this build did not find (scripts/windows-openssl builds it; OPENSSL_ROOT_DIR)")
 endif()
 set(SOCK_NOT_APPLICABLE_TEXT "not applicable on this platform: ")  # as in core/test_net.hpp
 foreach(entry IN LISTS core_not_built)
@@ -77,11 +78,15 @@ target_link_libraries(sock_core_tests PRIVATE sock_core sock_catch2)
 # items read as property names, and the properties after it are lost.)
 catch_discover_tests(sock_core_tests TEST_SPEC "[iocp]" TEST_PREFIX "core:" TEST_LIST core_iocp_tests
                      PROPERTIES TIMEOUT 300)
-catch_discover_tests(sock_core_tests TEST_SPEC "~[iocp]~[uring]~[epoll]~[kqueue]" TEST_PREFIX "core:"
+# [tls]: the TLS engine over memory (no sockets), labelled tls as well.
+catch_discover_tests(sock_core_tests TEST_SPEC "[tls]" TEST_PREFIX "core:" TEST_LIST core_tls_tests
+                     PROPERTIES TIMEOUT 300)
+catch_discover_tests(sock_core_tests TEST_SPEC "~[iocp]~[uring]~[epoll]~[kqueue]~[tls]" TEST_PREFIX "core:"
                      TEST_LIST core_other_tests
                      PROPERTIES TIMEOUT 300 SKIP_REGULAR_EXPRESSION "${SOCK_NOT_APPLICABLE_TEXT}")
 file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/core_backend_labels.cmake
   "if(core_iocp_tests)\n  set_tests_properties(\${core_iocp_tests} PROPERTIES LABELS \"core;iocp;windows\")\nendif()\n"
+  "if(core_tls_tests)\n  set_tests_properties(\${core_tls_tests} PROPERTIES LABELS \"core;tls;windows\")\nendif()\n"
   "if(core_other_tests)\n  set_tests_properties(\${core_other_tests} PROPERTIES LABELS \"core;windows\")\nendif()\n")
 set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${CMAKE_CURRENT_BINARY_DIR}/core_backend_labels.cmake)
 
@@ -89,6 +94,25 @@ set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${CMAKE_CURRENT_BINARY
 file(GLOB LUA_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/lua/test_*.lua)
 sock_windows_path(lua_dir_w ${CMAKE_CURRENT_SOURCE_DIR}/lua)
 set(SOCK_WINDOWS_TEST_TIMEOUT 600 CACHE STRING "Timeout of each Windows Lua test file, in seconds (Wine is slow)")
+
+# TLS: test_tls.lua's certificates. It makes them itself with sh and the
+# openssl command (tests/lua/tls-certs.sh), which no Windows interpreter can
+# run under Wine: a fixture runs that script once on the host, into the build
+# tree, and SOCK_TEST_CERT_DIR names the directory to every test_tls.
+set(tls_cert_env "")
+if(SOCK_HAVE_TLS)
+  find_program(SOCK_HOST_SH sh)          # (programs come from the host: the toolchain file)
+  find_program(SOCK_HOST_OPENSSL openssl)
+  if(SOCK_HOST_SH AND SOCK_HOST_OPENSSL)
+    set(cert_dir ${CMAKE_CURRENT_BINARY_DIR}/tls-certs)
+    add_test(NAME tls:certs COMMAND ${SOCK_HOST_SH} ${CMAKE_CURRENT_SOURCE_DIR}/lua/tls-certs.sh ${cert_dir})
+    set_tests_properties(tls:certs PROPERTIES LABELS "tls;windows" FIXTURES_SETUP sock_tls_certs TIMEOUT 60)
+    sock_windows_path(cert_dir_w ${cert_dir})
+    set(tls_cert_env "SOCK_TEST_CERT_DIR=${cert_dir_w}")
+  else()
+    message(WARNING "sh or openssl not found on the host: test_tls.lua has no certificates and skips (with the reason)")
+  endif()
+endif()
 
 foreach(v IN LISTS SOCK_BUILT_INTERPRETERS)
   set(exe ${SOCK_LUA_EXE_${v}})
@@ -127,6 +151,10 @@ foreach(v IN LISTS SOCK_BUILT_INTERPRETERS)
       ENVIRONMENT "${env}")
     if(name STREQUAL "test_fairness")
       set_tests_properties(${test_name} PROPERTIES RUN_SERIAL TRUE)
+    endif()
+    if(name MATCHES "^test_tls" AND tls_cert_env)
+      set_property(TEST ${test_name} APPEND PROPERTY ENVIRONMENT "${tls_cert_env}")
+      set_tests_properties(${test_name} PROPERTIES FIXTURES_REQUIRED sock_tls_certs)
     endif()
   endforeach()
 endforeach()

@@ -1,4 +1,5 @@
-# cmake -DSOURCE_DIR= -DWORK_DIR= -DPREFIX= -DLUA_DIR= -DTOOLCHAIN= [-DGENERATOR=] [-DEMULATOR=] -P run_windows_host.cmake
+# cmake -DSOURCE_DIR= -DWORK_DIR= -DPREFIX= -DLUA_DIR= -DTOOLCHAIN= [-DGENERATOR=] [-DEMULATOR=]
+#       [-DOPENSSL_ROOT_DIR= -DOPENSSL_USE_STATIC_LIBS=] -P run_windows_host.cmake
 # Configures, builds and runs the host project in SOURCE_DIR against the
 # installed sock in PREFIX (find_package(sock)) and the Windows Lua in LUA_DIR.
 cmake_minimum_required(VERSION 3.16)
@@ -20,6 +21,10 @@ else()
 endif()
 if(GENERATOR)
   list(APPEND args -G ${GENERATOR})
+endif()
+# sock built with TLS: its package finds the same OpenSSL (find_dependency)
+if(OPENSSL_ROOT_DIR)
+  list(APPEND args -DOPENSSL_ROOT_DIR=${OPENSSL_ROOT_DIR} -DOPENSSL_USE_STATIC_LIBS=${OPENSSL_USE_STATIC_LIBS})
 endif()
 run("configuring the host" ${CMAKE_COMMAND} ${args})
 run("building the host" ${CMAKE_COMMAND} --build ${WORK_DIR})

@@ -34,6 +34,7 @@ if(TARGET sock_lua_static AND SOCK_EMBED_LUA STREQUAL "5.4" AND SOCK_WINDOWS_LUA
             -DWORK_DIR=${pkg_work}/host -DPREFIX=${pkg_work}/prefix -DLUA_DIR=${lua54}
             -DTOOLCHAIN=${CMAKE_TOOLCHAIN_FILE} -DGENERATOR=${CMAKE_GENERATOR}
             "-DEMULATOR=${CMAKE_CROSSCOMPILING_EMULATOR}"
+            "-DOPENSSL_ROOT_DIR=${OPENSSL_ROOT_DIR}" "-DOPENSSL_USE_STATIC_LIBS=${OPENSSL_USE_STATIC_LIBS}"
             -P ${CMAKE_CURRENT_LIST_DIR}/run_windows_host.cmake)
   set_tests_properties(packaging:windows_find_package PROPERTIES LABELS "packaging;windows" TIMEOUT 300
     FIXTURES_REQUIRED sock_windows_prefix
