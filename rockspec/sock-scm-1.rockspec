@@ -31,7 +31,10 @@ supported_platforms = { "linux", "windows" }
 dependencies = {
    "lua >= 5.1, < 5.5",
 }
--- TLS (sock.tls_client, ...) links OpenSSL 3's libssl and libcrypto.
+-- TLS (sock.tls_client, ...) links OpenSSL 3's libssl and libcrypto. On
+-- Windows, OPENSSL_DIR names an OpenSSL 3 for the same compiler; a static
+-- one (as scripts/windows-openssl builds for the tested mingw-w64 build)
+-- also needs OPENSSL_USE_STATIC_LIBS=ON in the CMake variables below.
 external_dependencies = {
    OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
 }
