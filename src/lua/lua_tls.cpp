@@ -520,12 +520,8 @@ static Need fill(TlsJob& j) {
 constexpr size_t kWriteChunk = 262144;
 static size_t next_part(size_t left) { return left < kWriteChunk ? left : kWriteChunk; }
 
-// Run the call on until it has its result (kFinished) or must wait: the
-// engine step; its output sent (unless another call is sending); then, if
-// the step wants input, one recv and the step again. The same loop as a
-// blocking TLS client's, cut where it would block.
 // A write step whose plaintext the engine took, whose ciphertext was not all
-// sent when the call failed (j.err: a send error, its deadline, a close):
+// sent when the call failed (j.err set; called once, by push_job):
 // the plaintext is in the stream, its ciphertext waits in the session and
 // goes first on the next call. So it counts as sent (resending it would
 // repeat it): a send's count says so; _send gives its count and the
@@ -540,6 +536,10 @@ static bool count_taken_plaintext(TlsJob& j) {
   return true;
 }
 
+// Run the call on until it has its result (kFinished) or must wait: the
+// engine step; its output sent (unless another call is sending); then, if
+// the step wants input, one recv and the step again. The same loop as a
+// blocking TLS client's, cut where it would block.
 static Need advance(TlsJob& j) {
   LuaSession* s = j.s;
   for (;;) {
@@ -557,8 +557,8 @@ static Need advance(TlsJob& j) {
         if (Need n = flush(j)) return n;
         switch (j.r.status) {
           case Status::done:
-            j.err = j.flush_err;
-            if (j.err && count_taken_plaintext(j)) return kFinished;
+            j.err = j.flush_err;  // (push_job counts the step's plaintext if so)
+            if (j.err) return kFinished;
             if (!j.err && j.shape == TlsJob::Shape::send) {  // the next part, if any
               j.sent += j.r.bytes;
               if (j.sent < j.total) {
@@ -602,6 +602,9 @@ static Need advance(TlsJob& j) {
 // without close_notify) | nil, err. Shape::send: a tcp send's: true | nil,
 // err, sent (the end of the stream is 'closed').
 static int push_job(lua_State* L, TlsJob& j) {
+  // Every way a call ends goes through here: a send error, a deadline that
+  // passed while waiting or before a wait could start, a close.
+  if (j.err) count_taken_plaintext(j);
   if (j.flusher) {  // (a failed wait ends the sending too)
     j.s->flushing = false;
     j.s->flusher_wait = nullptr;
@@ -694,7 +697,6 @@ static void tls_ready(sock::Operation* op) {
   Need n = kFinished;
   if (op->result < 0) {  // (its deadline, or a close)
     j.err = (int)-op->result;
-    count_taken_plaintext(j);  // (waiting to send a step's ciphertext)
   } else if ((n = advance(j)) != kFinished) {
     arm_kind(w, n);
     if (j.flusher) j.s->flusher_wait = &w;
