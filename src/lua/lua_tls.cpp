@@ -718,7 +718,12 @@ static char* io_buffer(lua_State* L, int idx, bool writable, size_t* len, const 
     if (cap == (size_t)-1) sock_error(L, "bad argument #%d to '%s' (length required with a cdata buffer)", idx, fname);
     *len = cap;
   } else {
-    *len = (size_t)luaL_checknumber(L, idx + 1);
+    // (Converting a NaN, a negative number or one beyond size_t's range to
+    // size_t is undefined: those are refused or cut down first.)
+    lua_Number n = luaL_checknumber(L, idx + 1);
+    if (n != n) sock_error(L, "bad argument #%d to '%s' (length is NaN)", idx + 1, fname);
+    if (n < 0) sock_error(L, "bad argument #%d to '%s' (length must not be negative)", idx + 1, fname);
+    *len = n >= 18446744073709551616.0 ? (size_t)-1 : (size_t)n;
     if (cap != (size_t)-1 && *len > cap) {
       if (writable)
         *len = cap;
