@@ -111,8 +111,7 @@ static int opt_flags(lua_State* L, int idx, const char* fname) {
 // still gets its one try.
 static bool should_try_first(Scheduler* S, const LuaWait& w) {
   if (w.op.kind != sock::OpKind::recv || !S->loop) return true;
-  sock::Poller& poller = S->loop->poller();
-  if (poller.completes_ops() ? !w.last_short : !poller.known_empty(w.op)) return true;
+  if (!sock_lua_recv_surely_empty(S->loop->poller(), w.op, w.last_short)) return true;
   return w.expires >= 0 && w.expires <= sock::monotonic_now();
 }
 

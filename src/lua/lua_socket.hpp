@@ -8,6 +8,7 @@
 #include <string>
 
 #include "lua/scheduler.hpp"
+#include "sock/poller.hpp"
 #include "sock/socket.hpp"
 
 struct LuaWait;
@@ -154,3 +155,13 @@ struct SockFastApi {
 };
 }
 constexpr unsigned kSockFastApiVersion = 1;
+
+// A stream recv that would surely find nothing now, and so may wait without
+// trying first (one syscall per message saved): on a completion backend,
+// right after a recv that came back short (`last_short`: its wait looks at
+// the socket itself); on epoll, when the backend saw the queue run dry with
+// no readable edge since (Poller::known_empty). For tcp recvs
+// (should_try_first) and TLS reads (lua_tls.cpp's fill) alike.
+inline bool sock_lua_recv_surely_empty(const sock::Poller& poller, const sock::Operation& recv, bool last_short) {
+  return poller.completes_ops() ? last_short : poller.known_empty(recv);
+}

@@ -491,16 +491,10 @@ static Need fill(TlsJob& j) {
   }
   sock::Operation op;
   op.prepare(sock::OpKind::recv, &ls->s.io, buf, kRecvScratchSize);
-  // A recv that would surely find nothing waits without trying (one syscall
-  // per message saved), as a tcp recv does (should_try_first in
-  // lua_socket.cpp): on a completion backend, after the last recv came back
-  // short (its readable wait looks at the socket itself); on epoll, when the
-  // backend saw the queue run dry with no readable edge since (known_empty).
+  // (A recv that would surely find nothing waits without trying, as a tcp
+  // recv does.)
   sock::Loop* loop = S->loop.get();
-  if (loop) {
-    const sock::Poller& p = loop->poller();
-    if (p.completes_ops() ? s->recv_short : p.known_empty(op)) return kReadable;
-  }
+  if (loop && sock_lua_recv_surely_empty(loop->poller(), op, s->recv_short)) return kReadable;
   bool done = loop ? loop->try_op(op) : sock::Loop::try_now(op);
   s->recv_short = !done || (op.result > 0 && (size_t)op.result < kRecvScratchSize);
   if (!done) return kReadable;
