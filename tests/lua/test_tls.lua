@@ -36,24 +36,8 @@ end
 
 -- Certificates ----------------------------------------------------------------
 
-local cert_dir = os.getenv('SOCK_TEST_CERT_DIR')
-if cert_dir == '' then cert_dir = nil end
--- A directory of this run's own for what the tests write (the peers' logs),
--- and for the certificates when nobody made them.
-local dir
-if not T.windows then
-	dir = T.tmpname()
-	os.remove(dir)
-	sh('mkdir -p ' .. dir)
-	if not cert_dir then
-		local here = (arg and arg[0] or ''):match('^(.*)/[^/]*$') or '.'
-		sh('sh ' .. here .. '/tls-certs.sh ' .. dir)
-		cert_dir = dir
-	end
-elseif not cert_dir then
-	T.skip_file('SOCK_TEST_CERT_DIR names no directory of certificates (tls-certs.sh, which needs sh and'
-		.. ' the openssl command, makes them; CTest\'s fixture does it on the host)')
-end
+-- (dir: this run's own, for what the tests write: the peers' logs)
+local cert_dir, dir = T.tls_certs()
 local function path(name) return cert_dir .. '/' .. name end  -- (Windows takes '/' too)
 local function scratch(name) return dir .. '/' .. name end
 

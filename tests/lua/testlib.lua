@@ -79,6 +79,36 @@ function T.skip_file(reason)
 	os.exit(77)
 end
 
+-- The TLS tests' certificates (tls-certs.sh's, beside these files, valid for
+-- a day): in SOCK_TEST_CERT_DIR when it names a directory (the Windows tests
+-- under Wine, where no sh or openssl command runs, get them from a CTest
+-- fixture on the host), else made now. Returns their directory and one of
+-- this run's own for what a test writes (nil on Windows); skips the file on
+-- Windows when nobody made them.
+function T.tls_certs()
+	local cert_dir = os.getenv('SOCK_TEST_CERT_DIR')
+	if cert_dir == '' then cert_dir = nil end
+	local dir
+	if not T.windows then
+		local function sh(cmd)
+			local ok = os.execute(cmd)
+			assert(ok == true or ok == 0, 'failed: ' .. cmd)
+		end
+		dir = T.tmpname()
+		os.remove(dir)
+		sh('mkdir -p ' .. dir)
+		if not cert_dir then
+			local here = (arg and arg[0] or ''):match('^(.*)/[^/]*$') or '.'
+			sh('sh ' .. here .. '/tls-certs.sh ' .. dir)
+			cert_dir = dir
+		end
+	elseif not cert_dir then
+		T.skip_file('SOCK_TEST_CERT_DIR names no directory of certificates (tls-certs.sh, which needs sh and'
+			.. ' the openssl command, makes them; CTest\'s fixture does it on the host)')
+	end
+	return cert_dir, dir
+end
+
 -- Open fds of this process, from /proc (Linux). Pipes are left out: the
 -- listing itself runs through popen, whose pipe ends come and go while it runs.
 -- On Windows: the process's handle count (sock._handle_count, a test hook
