@@ -378,11 +378,17 @@ static bool give_way(TlsJob& j, Scheduler* S) {
 }
 
 // Before the first syscall of a call made in its own frame: only sock
-// threads do I/O (a call served from what is in hand needs none).
+// threads do I/O (a call served from what is in hand needs none). conn:recv
+// and conn:send check here only that one runs (whether this coroutine may
+// wait is checked when it has to: wait_job), as a tcp recv and send do
+// (what a call with no L, as the LuaJIT fast path's, can tell).
 static void check_io_thread(TlsJob& j) {
   if (j.L && !j.checked) {
     j.checked = true;
-    sched_check_thread(j.L, j.s->ls->sched, j.fname);
+    if (j.shape == TlsJob::Shape::step)
+      sched_check_thread(j.L, j.s->ls->sched, j.fname);
+    else
+      sched_check_in_thread(j.L, j.s->ls->sched, j.fname);
   }
 }
 
@@ -590,6 +596,24 @@ static Need advance(TlsJob& j) {
   }
 }
 
+// The call no longer sends the session's output (a failed wait ends the
+// sending too).
+static void end_flushing(TlsJob& j) {
+  if (j.flusher) {
+    j.s->flushing = false;
+    j.s->flusher_wait = nullptr;
+    j.flusher = false;
+  }
+}
+
+// Whether a finished conn:recv or conn:send has a single plain result:
+// recv's count (0 at the end with close_notify), send's true.
+static bool plain_result(const TlsJob& j) {
+  if (j.err) return false;
+  if (j.shape == TlsJob::Shape::send) return j.r.status == Status::done;
+  return j.shape == TlsJob::Shape::recv && (j.r.status == Status::done || j.r.status == Status::closed);
+}
+
 // The call's results. Shape::step: the step's count | false, 'eof'
 // (close_notify came) | false, 'eof_without_close_notify' | nil, err.
 // Shape::recv: a tcp recv's: n | 0 at the end (0, 'eof_without_close_notify'
@@ -599,16 +623,15 @@ static int push_job(lua_State* L, TlsJob& j) {
   // Every way a call ends goes through here: a send error, a deadline that
   // passed while waiting or before a wait could start, a close.
   if (j.err) count_taken_plaintext(j);
-  if (j.flusher) {  // (a failed wait ends the sending too)
-    j.s->flushing = false;
-    j.s->flusher_wait = nullptr;
-    j.flusher = false;
+  end_flushing(j);
+  if (plain_result(j)) {
+    if (j.shape == TlsJob::Shape::send)
+      lua_pushboolean(L, 1);
+    else
+      sock_pushinteger(L, (long long)(j.r.status == Status::done ? j.r.bytes : 0));
+    return 1;
   }
   if (j.shape == TlsJob::Shape::send) {
-    if (!j.err && j.r.status == Status::done) {
-      lua_pushboolean(L, 1);
-      return 1;
-    }
     if (j.err) {
       sock_lua_fail(L, j.err);
     } else {
@@ -665,11 +688,7 @@ static int push_wait_failure(lua_State* co, LuaWait& w) {
 // read-ahead, so that nothing is lost.
 static void undo_job(void* ctx) {
   TlsJob& j = *static_cast<TlsJob*>(ctx);
-  if (j.flusher) {
-    j.s->flushing = false;
-    j.s->flusher_wait = nullptr;
-    j.flusher = false;
-  }
+  end_flushing(j);
   if (j.step != Step::read || j.err || j.r.status != Status::done || !j.r.bytes || !j.s->session) return;
   try {
     j.s->ahead.insert(j.s->ahead_pos, j.buf, j.r.bytes);
@@ -726,6 +745,50 @@ static char* io_buffer(lua_State* L, int idx, bool writable, size_t* len, const 
     }
   }
   return p;
+}
+
+// The part of every call after its arguments are read: run the job until it
+// has its results (then null: push_job gives them from j) or must wait.
+// Then it is parked in one of the socket's records, which is prepared for
+// the wait and returned (wait_job waits in it).
+static LuaWait* run_job(TlsJob& j, double expires) {
+  Need n = advance(j);
+  if (!n) return nullptr;
+  // Wait in one of the socket's records: the one of the side it waits
+  // for if free, else the other (a TLS call may wait for either side).
+  // A side another call waits on gives 'busy', as the tcp socket's own
+  // calls do.
+  LuaSession* s = j.s;
+  LuaSocket* ls = s->ls;
+  int k = n == kReadable ? 0 : 1;
+  if (sock_lua_busy(k == 0 ? ls->rd : ls->wr)) k = 1 - k;
+  LuaWait& w = k == 0 ? ls->rd : ls->wr;
+  if (sock_lua_busy(w)) {
+    j.err = sock::ERR_BUSY;
+    return nullptr;
+  }
+  TlsJob& parked = s->jobs[k];
+  parked = std::move(j);
+  parked.L = nullptr;
+  sock_lua_prepare(w, ls, n == kReadable ? sock::OpKind::readable : sock::OpKind::writable, nullptr, 0, 0,
+                   expires, push_wait_failure);
+  w.job = &parked;
+  w.defer = parked.give_way;
+  parked.give_way = false;
+  if (parked.flusher) s->flusher_wait = &w;
+  return &w;
+}
+
+// Wait in the record run_job prepared, yielding the thread; push_job gives
+// the results when the job is done. conn:recv and conn:send check only now
+// whether this coroutine may wait (see check_io_thread): a raise here
+// leaves the record prepared but not armed, which the next call prepares
+// afresh.
+static int wait_job(lua_State* L, LuaWait& w) {
+  TlsJob& j = *static_cast<TlsJob*>(w.job);
+  LuaSocket* ls = w.socket;
+  if (j.shape != TlsJob::Shape::step && L != ls->sched->current) sched_check_can_wait(L, ls->sched, j.fname);
+  return sock_lua_wait_op(L, ls, w, tls_ready, j.fname);
 }
 
 // The step run to its end over the socket, waiting (yielding the thread)
@@ -785,30 +848,9 @@ static int io_call(lua_State* L, LuaSession* s, Step step, TlsJob::Shape shape) 
       j.len = len;
     }
   }
-  Need n = advance(j);
-  if (!n) return push_job(L, j);
-  // Wait in one of the socket's records: the one of the side it waits
-  // for if free, else the other (a TLS call may wait for either side).
-  // A side another call waits on gives 'busy', as the tcp socket's own
-  // calls do.
-  LuaSocket* ls = s->ls;
-  int k = n == kReadable ? 0 : 1;
-  if (sock_lua_busy(k == 0 ? ls->rd : ls->wr)) k = 1 - k;
-  LuaWait& w = k == 0 ? ls->rd : ls->wr;
-  if (sock_lua_busy(w)) {
-    j.err = sock::ERR_BUSY;
-    return push_job(L, j);
-  }
-  TlsJob& parked = s->jobs[k];
-  parked = std::move(j);
-  parked.L = nullptr;
-  sock_lua_prepare(w, ls, n == kReadable ? sock::OpKind::readable : sock::OpKind::writable, nullptr, 0, 0,
-                   expires, push_wait_failure);
-  w.job = &parked;
-  w.defer = parked.give_way;
-  parked.give_way = false;
-  if (parked.flusher) s->flusher_wait = &w;
-  return sock_lua_wait_op(L, ls, w, tls_ready, fname);
+  LuaWait* w = run_job(j, expires);
+  if (!w) return push_job(L, j);
+  return wait_job(L, *w);
 }
 
 // s:io_handshake(expires), s:io_read(expires, buf, len, [offset]),
