@@ -14,6 +14,9 @@
 -- call that has to wait yields through the C API (fast_wait), since only it
 -- can yield.
 --
+-- TLS connections' recv and send (once handshaken) go the same way: see
+-- sock._tls_ffi_methods below.
+--
 -- Without LuaJIT, without its FFI, or with SOCK_FFI=0 in the environment,
 -- nothing here runs: every call takes the C API path.
 local sock = ...
@@ -24,8 +27,8 @@ end
 local ok, ffi = pcall(require, 'ffi')
 if not ok then return sock end
 
-local api_ud, fast_wait, tcp_mt, udp_mt, raw_mt, socket_mt = sock._fast_api()
-sock._fast_api = nil  -- (fast_wait is for this file only)
+local api_ud, fast_wait, tcp_mt, udp_mt, raw_mt, socket_mt, tls_finish = sock._fast_api()
+sock._fast_api = nil  -- (fast_wait and tls_finish are for this file only)
 
 -- Anonymous types: nothing is added to the program's ffi.C namespace.
 local api_t = ffi.typeof[[struct {
@@ -34,9 +37,11 @@ local api_t = ffi.typeof[[struct {
 	double (*recv)(void *socket, void *buf, size_t len, double expires, int flags);
 	double (*send)(void *socket, const void *buf, size_t len, double expires, int flags, double *out);
 	const char *(*error_message)(int code);
+	double (*tls_recv)(void *session, void *buf, size_t len, double expires);
+	double (*tls_send)(void *session, const void *buf, size_t len, double expires);
 }]]
 local api = ffi.cast(ffi.typeof('const $ *', api_t), api_ud)
-if api.version ~= 1 or api.size ~= ffi.sizeof(api_t) then return sock end
+if api.version ~= 2 or api.size ~= ffi.sizeof(api_t) then return sock end
 
 local c_recv_fast, c_send_fast, c_error_message = api.recv, api.send, api.error_message
 local WAIT, SLOW = api.wait, api.slow
@@ -83,6 +88,22 @@ local function message(code)
 	return m
 end
 
+-- The bytes of a recv's buffer or a send's data (strings too when
+-- `strings`), as the C API path reads them: a pointer, and the size when it
+-- is known (not for a cdata); false or nil for anything that path is to
+-- take (a NULL cdata pointer, which it refuses, included).
+local function bytes(buf, strings)
+	if strings and type(buf) == 'string' then return buf, #buf end
+	if getmetatable(buf) == buffer_mt then
+		local base = cast(charp, buf)
+		return base + DATA_OFF, tonumber(cast(sizep, base + SIZE_OFF)[0])
+	end
+	if type(buf) == 'cdata' and cdata_ok(buf) then
+		local p = cast(voidp, buf)
+		return p ~= nil and p
+	end
+end
+
 local function ok_expires(expires)
 	return expires == nil or (type(expires) == 'number' and expires == expires)
 end
@@ -97,15 +118,7 @@ local function fast_recv(...)
 	local self, buf, len, expires, flags = ...
 	local ud = type(self) == 'table' and rawget(self, 0)
 	if getmetatable(ud) == socket_mt then
-		local p, cap
-		if getmetatable(buf) == buffer_mt then
-			local base = cast(charp, buf)
-			p = base + DATA_OFF
-			cap = tonumber(cast(sizep, base + SIZE_OFF)[0])
-		elseif type(buf) == 'cdata' and cdata_ok(buf) then
-			p = cast(voidp, buf)
-			if p == nil then p = false end  -- NULL: the C API path refuses it
-		end
+		local p, cap = bytes(buf, false)
 		local n = len
 		if n == nil then n = cap end
 		if p and type(n) == 'number' and n >= 1 and n <= (cap or MAX) and n % 1 == 0
@@ -125,18 +138,7 @@ local function fast_send(...)
 	local self, buf, len, expires, flags = ...
 	local ud = type(self) == 'table' and rawget(self, 0)
 	if getmetatable(ud) == socket_mt then
-		local p, cap
-		local t = type(buf)
-		if t == 'string' then
-			p, cap = buf, #buf
-		elseif getmetatable(buf) == buffer_mt then
-			local base = cast(charp, buf)
-			p = base + DATA_OFF
-			cap = tonumber(cast(sizep, base + SIZE_OFF)[0])
-		elseif t == 'cdata' and cdata_ok(buf) then
-			p = cast(voidp, buf)
-			if p == nil then p = false end
-		end
+		local p, cap = bytes(buf, true)
 		local n = len
 		if n == nil then n = cap end
 		if p and type(n) == 'number' and n >= 0 and n <= (cap or MAX) and n % 1 == 0
@@ -155,6 +157,56 @@ local function fast_send(...)
 		end
 	end
 	return c_send(...)
+end
+
+-- TLS connections: once its handshake is done, lua/sock_tls.lua gives a
+-- connection the recv and send of sock._tls_ffi_methods(session, c_recv,
+-- c_send) in place of the session's C closures (s:fast_methods(), which it
+-- passes here). Like them they ignore self: the session is bound. The
+-- arguments are checked as above (recv's length may be the buffer's size
+-- at most: the C closure cuts a longer one down; a zero length goes to it
+-- too); what the fast function cannot give as a number (an end without
+-- close_notify, an error, a send's count) or must wait for, tls_finish
+-- pushes or waits for: the same C code makes the results either way
+-- (lua_tls.cpp: run_job, push_job).
+local tls_on = true
+local c_tls_recv, c_tls_send = api.tls_recv, api.tls_send
+if tls_finish and c_tls_recv ~= nil then
+	-- conn:recv(buf, [len], [expires]) -> n | 0 at the end | 0, 'eof_without_close_notify' | nil, err
+	-- conn:send(s|buf, [len], [expires]) -> true | nil, err, sent
+	function sock._tls_ffi_methods(s, c_recv, c_send)
+		local function recv(...)
+			if tls_on then
+				local _, buf, len, expires = ...
+				local p, cap = bytes(buf, false)
+				local n = len
+				if n == nil then n = cap end
+				if p and type(n) == 'number' and n >= 1 and n <= (cap or MAX) and n % 1 == 0
+						and ok_expires(expires) then
+					local r = c_tls_recv(s, p, n, expires or NONE)
+					if r >= 0 then return r end
+					if r == WAIT then return tls_finish(s, buf) end
+				end
+			end
+			return c_recv(...)
+		end
+		local function send(...)
+			if tls_on then
+				local _, buf, len, expires = ...
+				local p, cap = bytes(buf, true)
+				local n = len
+				if n == nil then n = cap end
+				if p and type(n) == 'number' and n >= 1 and n <= (cap or MAX) and n % 1 == 0
+						and ok_expires(expires) then
+					local r = c_tls_send(s, p, n, expires or NONE)
+					if r >= 0 then return true end
+					if r == WAIT then return tls_finish(s, buf) end
+				end
+			end
+			return c_send(...)
+		end
+		return recv, send
+	end
 end
 
 -- Sockets find these in place of the class's methods (the classes keep
@@ -238,6 +290,7 @@ set_buffer_accessors(fast_buffer)
 function sock._fast_path(on)
 	if on ~= nil then
 		active = on and fast_twins or twins
+		tls_on = on and true or false
 		set_buffer_accessors(on and fast_buffer or c_buffer)
 	end
 	return active == fast_twins

@@ -17,6 +17,7 @@ local type, pairs, setmetatable, tostring = type, pairs, setmetatable, tostring
 local format, min, huge = string.format, math.min, math.huge
 local raise_at_caller = sock._raise_at_caller
 local methods = sock._socket_methods
+local ffi_methods = sock._tls_ffi_methods  -- (LuaJIT: lua/sock_ffi.lua's, else nil)
 
 local NO_TLS = 'sock was built without TLS (OpenSSL 3 not found)'
 
@@ -196,7 +197,9 @@ local function handshake(self, expires)
 		-- connection's own fields, unless code replaced the class's.
 		local s = self._s
 		if s and tls_class.recv == class_recv and tls_class.send == class_send then
-			self.recv, self.send = s:fast_methods()
+			local recv, send = s:fast_methods()
+			if ffi_methods then recv, send = ffi_methods(s, recv, send) end
+			self.recv, self.send = recv, send
 		end
 	elseif r == false then
 		err = 'eof'  -- the peer closed during the handshake

@@ -14,6 +14,7 @@
 #include "lua/lua_address.hpp"
 #include "lua/lua_buffer.hpp"
 #include "lua/lua_options.hpp"
+#include "lua/lua_tls.hpp"
 #include "sock/address.hpp"
 #include "sock/clock.hpp"
 #include "sock/error.hpp"
@@ -1095,47 +1096,37 @@ static int l_methods_newindex(lua_State* L) {
 // functions from the argument checks on (recv_prepare, send_prepare,
 // try_before_wait), and stop where a thread would have to yield, which only
 // the C API can do: they leave the op prepared and return `wait`, and the
-// Lua side calls fast_wait (a C API function) to yield.
+// Lua side calls fast_wait (a C API function) to yield. TLS connections'
+// recv and send have theirs in lua_tls.cpp (fast_io), in the same table.
 
-constexpr double kFastWait = -1e15;  // beyond any -code
-constexpr double kFastSlow = -2e15;
+sock::Loop* sock_lua_fast_loop(Scheduler* S) { return S->current ? sched_loop_here(S) : nullptr; }
 
-// Where the fast path may go on: inside a sock thread (whether the running
-// coroutine may wait is checked by fast_wait, if it has to), with the loop
-// there and this process's. Else the C API path raises or sets the loop up.
-static sock::Loop* fast_loop(LuaSocket* ls) {
-  Scheduler* S = ls->sched;
-  return S->current ? sched_loop_here(S) : nullptr;
-}
-
-// The fast path's `expires`: NaN for none (the Lua side refuses a NaN of
-// the caller's), else the caller's number, read as sock_lua_optexpires does.
-static double fast_expires(double t) { return t != t ? -1 : normalize_expires(t); }
+double sock_lua_fast_expires(double t) { return t != t ? -1 : normalize_expires(t); }
 
 static double fast_run(LuaSocket* ls, sock::Loop& loop, LuaWait& w, const char* fname) {
   if (try_before_wait(ls->sched, loop, w)) return (double)w.op.result;
   w.fast_fname = fname;
-  return kFastWait;
+  return kSockFastWait;
 }
 
 static double fast_recv(void* sp, char* p, size_t maxlen, double expires, int flags) {
   LuaSocket* ls = static_cast<LuaSocket*>(sp);
-  sock::Loop* loop = fast_loop(ls);
-  if (!loop || (flags & ~kKnownMsgFlags)) return kFastSlow;
+  sock::Loop* loop = sock_lua_fast_loop(ls->sched);
+  if (!loop || (flags & ~kKnownMsgFlags)) return kSockFastSlow;
   long answer;
-  if (recv_prepare(ls, p, maxlen, fast_expires(expires), flags, &answer))
+  if (recv_prepare(ls, p, maxlen, sock_lua_fast_expires(expires), flags, &answer))
     return (double)answer;
   return fast_run(ls, *loop, ls->rd, "recv");
 }
 
 static double fast_send(void* sp, const char* p, size_t len, double expires, int flags, double* out) {
   LuaSocket* ls = static_cast<LuaSocket*>(sp);
-  sock::Loop* loop = fast_loop(ls);
-  if (!loop || (flags & ~kKnownMsgFlags)) return kFastSlow;
+  sock::Loop* loop = sock_lua_fast_loop(ls->sched);
+  if (!loop || (flags & ~kKnownMsgFlags)) return kSockFastSlow;
   bool stream = ls->s.type == SOCK_STREAM;
   out[0] = stream ? 1 : 0;
   out[1] = -1;
-  switch (send_prepare(ls, const_cast<char*>(p), len, fast_expires(expires), flags)) {
+  switch (send_prepare(ls, const_cast<char*>(p), len, sock_lua_fast_expires(expires), flags)) {
     case SendAnswer::closed:
       if (stream) out[1] = 0;
       return -sock::ERR_CLOSED;
@@ -1147,7 +1138,7 @@ static double fast_send(void* sp, const char* p, size_t len, double expires, int
       break;
   }
   double r = fast_run(ls, *loop, ls->wr, "send");
-  if (r < 0 && r != kFastWait && stream) out[1] = (double)ls->wr.op.done;  // (push_sent_tcp's count)
+  if (r < 0 && r != kSockFastWait && stream) out[1] = (double)ls->wr.op.done;  // (push_sent_tcp's count)
   return r;
 }
 
@@ -1156,8 +1147,14 @@ static const char* fast_error_message(int code) { return sock::error_message(cod
 static const SockFastApi fast_api = {
     kSockFastApiVersion, sizeof(SockFastApi),
     (unsigned)offsetof(ByteBuffer, size), (unsigned)offsetof(ByteBuffer, data),
-    kFastWait, kFastSlow,
-    fast_recv, fast_send, fast_error_message};
+    kSockFastWait, kSockFastSlow,
+    fast_recv, fast_send, fast_error_message,
+#ifdef SOCK_HAVE_TLS
+    sock_lua_tls_fast_recv, sock_lua_tls_fast_send,
+#else
+    nullptr, nullptr,
+#endif
+};
 
 // fast_wait(socket, is_write, data): yield for the op the fast path left
 // prepared on that side of the socket. Its arguments stay on the thread's
@@ -1175,15 +1172,21 @@ static int l_fast_wait(lua_State* L) {
   return sched_wait(L, S, &w.head, &op_kind, &w, fname);
 }
 
-// sock._fast_api() -> api (light userdata: a SockFastApi*), fast_wait, and
-// the three classes' object metatables and the socket userdata's (for
-// sock_ffi.lua's __index and its checks).
+// sock._fast_api() -> api (light userdata: a SockFastApi*), fast_wait, the
+// three classes' object metatables and the socket userdata's (for
+// sock_ffi.lua's __index and its checks), and the TLS finish function
+// (_tls_fast_finish in lua_tls.cpp; nil without TLS).
 static int l_fast_api(lua_State* L) {
   lua_pushlightuserdata(L, const_cast<SockFastApi*>(&fast_api));
   lua_pushcfunction(L, l_fast_wait);
   for (int socktype : {SOCK_STREAM, SOCK_DGRAM, SOCK_RAW}) luaL_getmetatable(L, object_meta_key(socktype));
   luaL_getmetatable(L, SOCK_SOCKET);
-  return 6;
+#ifdef SOCK_HAVE_TLS
+  lua_pushcfunction(L, sock_lua_tls_fast_finish);
+#else
+  lua_pushnil(L);
+#endif
+  return 7;
 }
 
 // --- registration --------------------------------------------------------------

@@ -152,9 +152,32 @@ struct SockFastApi {
   // count that goes with a failure (the bytes sent), -1 when none does.
   double (*send)(void* socket, const char* buf, size_t len, double expires, int flags, double* out);
   const char* (*error_message)(int code);
+  // A TLS connection's conn:recv(buf, len, expires) and conn:send(data,
+  // len, expires) once its handshake is done (lua_tls.cpp), null without
+  // TLS: `session` is its session userdata, the arguments checked as for
+  // recv and send above. recv returns the count (0 at the end), send 0 for
+  // success (true); `wait` when the results are not such a number or must
+  // be waited for: the Lua side then calls the TLS finish function, which
+  // pushes them or waits for them. The other results are not used.
+  double (*tls_recv)(void* session, char* buf, size_t len, double expires);
+  double (*tls_send)(void* session, const char* buf, size_t len, double expires);
 };
 }
-constexpr unsigned kSockFastApiVersion = 1;
+constexpr unsigned kSockFastApiVersion = 2;
+
+// The `wait` and `slow` results of the fast functions.
+constexpr double kSockFastWait = -1e15;  // beyond any -code
+constexpr double kSockFastSlow = -2e15;
+
+// Where a fast function may go on: the loop, when a sock thread runs (whether
+// the running coroutine may wait is checked by the C API function that
+// waits, if it has to) and the loop there is this process's; else null: the
+// C API path raises or sets the loop up.
+sock::Loop* sock_lua_fast_loop(Scheduler* S);
+
+// A fast function's `expires` (NaN for none: the Lua side refuses a NaN of
+// the caller's) as sock_lua_optexpires reads the caller's number.
+double sock_lua_fast_expires(double t);
 
 // A stream recv that would surely find nothing now, and so may wait without
 // trying first (one syscall per message saved): on a completion backend,

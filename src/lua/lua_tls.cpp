@@ -104,6 +104,13 @@ struct LuaSession {
   // on a completion backend the next one waits first (see fill).
   bool recv_short = false;
   TlsJob jobs[2];
+  // The FFI fast path (LuaJIT; see fast_io): a conn:recv or conn:send whose
+  // results are not a plain number is left here for _tls_fast_finish, which
+  // the Lua side calls straight after: finished (the results in fast_done),
+  // or parked in jobs[k] and waiting to start in that record (wait_rd, wait_wr).
+  enum class FastLeft : uint8_t { none, done, wait_rd, wait_wr };
+  FastLeft fast_left = FastLeft::none;
+  TlsJob fast_done;
 
   // Everything of the connection but the jobs (a completion may still come
   // for one) and the socket (the jobs' records are in it).
@@ -380,8 +387,9 @@ static bool give_way(TlsJob& j, Scheduler* S) {
 // Before the first syscall of a call made in its own frame: only sock
 // threads do I/O (a call served from what is in hand needs none). conn:recv
 // and conn:send check here only that one runs (whether this coroutine may
-// wait is checked when it has to: wait_job), as a tcp recv and send do
-// (what a call with no L, as the LuaJIT fast path's, can tell).
+// wait is checked when it has to: wait_job), as a tcp recv and send do; the
+// FFI fast path can tell no more (its calls have no L: fast_io checks that a
+// sock thread runs before it starts).
 static void check_io_thread(TlsJob& j) {
   if (j.L && !j.checked) {
     j.checked = true;
@@ -607,7 +615,9 @@ static void end_flushing(TlsJob& j) {
 }
 
 // Whether a finished conn:recv or conn:send has a single plain result:
-// recv's count (0 at the end with close_notify), send's true.
+// recv's count (0 at the end with close_notify), send's true. The FFI fast
+// path returns these as a number (fast_io) and leaves the others to
+// push_job.
 static bool plain_result(const TlsJob& j) {
   if (j.err) return false;
   if (j.shape == TlsJob::Shape::send) return j.r.status == Status::done;
@@ -747,7 +757,8 @@ static char* io_buffer(lua_State* L, int idx, bool writable, size_t* len, const 
   return p;
 }
 
-// The part of every call after its arguments are read: run the job until it
+// The part of every call after its arguments are read, shared by the C API
+// functions (io_call) and the FFI fast path (fast_io): run the job until it
 // has its results (then null: push_job gives them from j) or must wait.
 // Then it is parked in one of the socket's records, which is prepared for
 // the wait and returned (wait_job waits in it).
@@ -893,6 +904,79 @@ static int l_fast_methods(lua_State* L) {
   lua_pushvalue(L, 1);
   lua_pushcclosure(L, l_bound_io<TlsJob::Shape::send>, 1);
   return 2;
+}
+
+// --- the LuaJIT FFI fast path ---------------------------------------------------
+//
+// conn:recv and conn:send of a handshaken connection through the FFI (see
+// lua/sock_ffi.lua, and the socket's fast path in lua_socket.cpp): the
+// Lua side has checked the arguments (a buffer it may write for recv,
+// a length >= 1 within it, `expires` a number or NaN for none), so the job
+// is l_bound_io's from run_job on. Returns recv's count (0 at the end) or 0
+// for send's true; kSockFastSlow when nothing was done (no sock thread
+// runs, the connection is closed: the C closure says what then); else
+// kSockFastWait, and the Lua side calls _tls_fast_finish next, which
+// pushes the results (push_job) or waits for them.
+static double fast_io(void* sp, char* buf, size_t len, double expires, TlsJob::Shape shape) {
+  LuaSession* s = static_cast<LuaSession*>(sp);
+  if (!s->session || !s->ls || !sock_lua_fast_loop(s->ls->sched)) return kSockFastSlow;
+  TlsJob j;
+  j.s = s;
+  j.shape = shape;
+  if (shape == TlsJob::Shape::recv) {
+    j.step = Step::read;
+    j.fname = "recv";
+    j.len = len;
+  } else {
+    j.step = Step::write;
+    j.fname = "send";
+    j.total = len;
+    j.len = next_part(len);
+  }
+  j.buf = buf;
+  s->fast_left = LuaSession::FastLeft::none;
+  LuaWait* w = run_job(j, sock_lua_fast_expires(expires));
+  if (w) {
+    w->fast_fname = static_cast<TlsJob*>(w->job)->fname;  // (the parked job)
+    s->fast_left = w == &s->ls->rd ? LuaSession::FastLeft::wait_rd : LuaSession::FastLeft::wait_wr;
+    return kSockFastWait;
+  }
+  if (plain_result(j)) {
+    end_flushing(j);
+    return j.r.status == Status::done && shape == TlsJob::Shape::recv ? (double)j.r.bytes : 0;
+  }
+  s->fast_done = std::move(j);
+  s->fast_left = LuaSession::FastLeft::done;
+  return kSockFastWait;
+}
+
+double sock_lua_tls_fast_recv(void* session, char* buf, size_t len, double expires) {
+  return fast_io(session, buf, len, expires, TlsJob::Shape::recv);
+}
+
+double sock_lua_tls_fast_send(void* session, const char* buf, size_t len, double expires) {
+  return fast_io(session, const_cast<char*>(buf), len, expires, TlsJob::Shape::send);
+}
+
+// _tls_fast_finish(session, buf): the rest of a fast conn:recv or conn:send
+// that returned `wait`: its results, or the wait for them. Its arguments
+// stay on the thread's stack while it waits, keeping the session and the
+// caller's buffer (or string) alive.
+int sock_lua_tls_fast_finish(lua_State* L) {
+  LuaSession* s = static_cast<LuaSession*>(luaL_checkudata(L, 1, SESSION_MT));
+  LuaSession::FastLeft left = s->fast_left;
+  s->fast_left = LuaSession::FastLeft::none;
+  if (left == LuaSession::FastLeft::done) return push_job(L, s->fast_done);
+  if (left != LuaSession::FastLeft::none && s->ls) {
+    int k = left == LuaSession::FastLeft::wait_rd ? 0 : 1;
+    LuaWait& w = k == 0 ? s->ls->rd : s->ls->wr;
+    // Only the record the fast call prepared, still as it left it.
+    if (w.fast_fname && !sock_lua_busy(w) && w.job == &s->jobs[k]) {
+      w.fast_fname = nullptr;
+      return wait_job(L, w);
+    }
+  }
+  return sock_error(L, "_tls_fast_finish: no call is left to finish");
 }
 
 // s:flushing() -> whether a call is sending the connection's output
