@@ -98,7 +98,8 @@ set(SOCK_WINDOWS_TEST_TIMEOUT 600 CACHE STRING "Timeout of each Windows Lua test
 # TLS: test_tls.lua's certificates. It makes them itself with sh and the
 # openssl command (tests/lua/tls-certs.sh), which no Windows interpreter can
 # run under Wine: a fixture runs that script once on the host, into the build
-# tree, and SOCK_TEST_CERT_DIR names the directory to every test_tls.
+# tree, and SOCK_TEST_CERT_DIR names the directory to every test_tls and
+# test_jit_tls.
 set(tls_cert_env "")
 if(SOCK_HAVE_TLS)
   find_program(SOCK_HOST_SH sh)          # (programs come from the host: the toolchain file)
@@ -135,7 +136,7 @@ foreach(v IN LISTS SOCK_BUILT_INTERPRETERS)
     add_test(NAME ${test_name} COMMAND ${SOCK_RUN} ${exe} ${name}.lua
              WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/lua)
     set(labels "lua;${label};iocp;windows")
-    if(name MATCHES "^test_tls")
+    if(name MATCHES "^test_(jit_)?tls")
       list(APPEND labels tls)
     endif()
     # LUA_CPATH_5_x too: 5.2+ prefer it to LUA_CPATH when it is set, and the
@@ -152,7 +153,7 @@ foreach(v IN LISTS SOCK_BUILT_INTERPRETERS)
     if(name STREQUAL "test_fairness")
       set_tests_properties(${test_name} PROPERTIES RUN_SERIAL TRUE)
     endif()
-    if(name MATCHES "^test_tls" AND tls_cert_env)
+    if(name MATCHES "^test_(jit_)?tls" AND tls_cert_env)
       set_property(TEST ${test_name} APPEND PROPERTY ENVIRONMENT "${tls_cert_env}")
       set_tests_properties(${test_name} PROPERTIES FIXTURES_REQUIRED sock_tls_certs)
     endif()
