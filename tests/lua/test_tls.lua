@@ -535,7 +535,12 @@ T.test('records cut at odd places and run together: every byte comes, in order',
 	l:close()
 end)
 
-T.test('a send that times out keeps what it encrypted: the stream stays whole', function()
+-- Two deadlines: one that ends a wait (tls_ready), one past before the
+-- first wait could start (push_wait_failure; under valgrind the first,
+-- when encrypting a step outlasted it). Either way the step the engine took
+-- counts as sent.
+for _, deadline in ipairs{{'0.3 s', function() return sock.clock() + 0.3 end}, {'past', function() return 0 end}} do
+T.test('a send that times out keeps what it encrypted: the stream stays whole (deadline ' .. deadline[1] .. ')', function()
 	local l, port = tls_listener()
 	local chunk = {}
 	for i = 1, 4088 do chunk[i] = string.char((i * 13 + 5) % 256) end
@@ -553,7 +558,7 @@ T.test('a send that times out keeps what it encrypted: the stream stays whole', 
 		return got == data
 	end)
 	local c = assert(sock.connect_tls('127.0.0.1', port, client_opt, T.deadline()))
-	local ok, err, sent = c:send(data, nil, sock.clock() + 0.3)
+	local ok, err, sent = c:send(data, nil, deadline[2]())
 	T.eq(ok, nil)
 	T.eq(err, 'timeout')
 	assert(sent > 0 and sent < #data, 'sent ' .. tostring(sent))
@@ -563,6 +568,7 @@ T.test('a send that times out keeps what it encrypted: the stream stays whole', 
 	c:close()
 	l:close()
 end, 40)
+end
 
 T.test('recv and send refuse a length no size can hold (NaN, negative) and go on', function()
 	local l, port = tls_listener()
