@@ -163,9 +163,8 @@ end
 -- connection the recv and send of sock._tls_ffi_methods(session, c_recv,
 -- c_send) in place of the session's C closures (s:fast_methods(), which it
 -- passes here). Like them they ignore self: the session is bound. The
--- arguments are checked as above (recv's length may be the buffer's size
--- at most: the C closure cuts a longer one down; a zero length goes to it
--- too); what the fast function cannot give as a number (an end without
+-- arguments are checked as above (a zero length goes to the C closure,
+-- as anything else these do not take: it raises or answers); what the fast function cannot give as a number (an end without
 -- close_notify, an error, a send's count) or must wait for, tls_finish
 -- pushes or waits for: the same C code makes the results either way
 -- (lua_tls.cpp: run_job, push_job).

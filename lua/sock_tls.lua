@@ -18,6 +18,9 @@ local format, min, huge = string.format, math.min, math.huge
 local raise_at_caller = sock._raise_at_caller
 local methods = sock._socket_methods
 local ffi_methods = sock._tls_ffi_methods  -- (LuaJIT: lua/sock_ffi.lua's, else nil)
+-- The caller's arguments checked as a tcp socket's method checks them, with
+-- the same messages: the checked size back (lua_bufread.cpp).
+local check_args = sock._check_stream_args
 
 local NO_TLS = 'sock was built without TLS (OpenSSL 3 not found)'
 
@@ -219,6 +222,7 @@ tls_class.handshake = handshake
 function tls_class:recv(buf, len, expires)
 	local s = self._s
 	if s and self._handshaken then return s:io_recv(buf, len, expires) end
+	check_args('recv', self, buf, len, expires)
 	if not self._handshaken then
 		local ok, err = handshake(self, expires)
 		if not ok then return nil, err end
@@ -232,11 +236,11 @@ class_recv = tls_class.recv
 -- conn:_send(buf, len, [expires]) -> n | nil, err: one step (luapower's
 -- single-shot send, which tcp_class.send loops over).
 function tls_class:_send(buf, len, expires)
+	len = check_args('_send', self, buf, len, expires)
 	if not self._handshaken then
 		local ok, err = handshake(self, expires)
 		if not ok then return nil, err end
 	end
-	len = len or #buf
 	local n, serr = run(self, expires, 'io_write', buf, 0, min(len, WRITE_CHUNK))
 	if n then return n end
 	return nil, serr == 'eof' and 'closed' or serr
@@ -246,6 +250,7 @@ end
 function tls_class:send(buf, len, expires)
 	local s = self._s
 	if s and self._handshaken then return s:io_send(buf, len, expires) end
+	check_args('send', self, buf, len, expires)
 	if not self._handshaken then
 		local ok, err = handshake(self, expires)
 		if not ok then return nil, err, 0 end
@@ -258,6 +263,7 @@ class_send = tls_class.send
 
 -- conn:recvn(buf, len, [expires]) -> buf, len | nil, err, read_len
 function tls_class:recvn(buf, len, expires)
+	len = check_args('recvn', self, buf, len, expires)
 	local ok, err = handshake(self, expires)
 	if not ok then return nil, err, 0 end
 	local got = 0
@@ -319,17 +325,19 @@ end
 
 -- conn:read([max], [expires]) -> s | nil, err
 function tls_class:read(max, expires)
+	max = check_args('read', self, max, expires)
 	local s, err = check_open(self, expires)
 	if not s then return nil, err end
 	if s:buffered() == 0 then
 		local n, rerr = read_ahead(self, expires)
 		if not n then return nil, n == false and 'eof' or rerr end
 	end
-	return s:consume(min(max or huge, s:buffered()))
+	return s:consume(min(max, s:buffered()))
 end
 
 -- conn:readn(n, [expires]) -> s | nil, err, partial
 function tls_class:readn(n, expires)
+	n = check_args('readn', self, n, expires)
 	local s, err = check_open(self, expires)
 	if not s then return nil, err end
 	while s:buffered() < n do
@@ -341,8 +349,7 @@ end
 
 -- conn:readuntil(delim, [max], [expires]) -> s | nil, err, partial
 function tls_class:readuntil(delim, max, expires)
-	if type(delim) ~= 'string' or delim == '' then argerror(1, 'readuntil', 'non-empty string expected') end
-	max = max or self._maxline or DEFAULT_MAXLINE
+	max = check_args('readuntil', self, delim, max, expires) or self._maxline or DEFAULT_MAXLINE
 	local s, err = check_open(self, expires)
 	if not s then return nil, err end
 	while true do
@@ -356,6 +363,7 @@ end
 
 -- conn:readline([expires]) -> line | nil, err, partial
 function tls_class:readline(expires)
+	check_args('readline', self, expires)
 	local line, err, partial = self:readuntil('\n', (self._maxline or DEFAULT_MAXLINE) + 1, expires)
 	if not line then return nil, err, partial end
 	if line:sub(-1) == '\r' then return line:sub(1, -2) end
@@ -363,6 +371,7 @@ function tls_class:readline(expires)
 end
 
 function tls_class:setmaxline(n)
+	n = check_args('setmaxline', self, n)
 	local prev = self._maxline or DEFAULT_MAXLINE
 	self._maxline = n
 	return prev

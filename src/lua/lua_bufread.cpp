@@ -34,6 +34,7 @@
 #include <string_view>
 #include <string>
 
+#include "lua/lua_buffer.hpp"
 #include "lua/lua_socket.hpp"
 #include "lua/scheduler.hpp"
 #include "sock/address.hpp"
@@ -327,6 +328,68 @@ int l_buffered(lua_State* L) {
   return 1;
 }
 
+// Push a limit as Lua sees it: SIZE_MAX (no limit) as math.huge.
+void push_limit(lua_State* L, size_t n) {
+  if (n == SIZE_MAX)
+    lua_pushnumber(L, HUGE_VAL);
+  else
+    sock_pushinteger(L, (long long)n);
+}
+
+// sock._check_stream_args(method, self, ...) -> the checked size: a stream
+// method written in Lua over another transport (lua/sock_tls.lua's TLS
+// connections) checks its caller's arguments here, with the messages, the
+// argument numbers and the defaults of the tcp socket's own method. Returns
+// recv's/recvn's/send's/_send's length (nil: all of the buffer or data),
+// read's max (math.huge for none), readn's n, readuntil's max (nil when
+// absent: the connection's line limit), setmaxline's n (nil: the default).
+int l_check_stream_args(lua_State* L) {
+  const char* m = luaL_checkstring(L, 1);
+  lua_remove(L, 1);  // the caller's arguments from 1 on, self first
+  std::string_view name(m);
+  if (name == "recv" || name == "recvn" || name == "send" || name == "_send") {
+    bool writable = name[0] == 'r';
+    size_t cap;
+    sock_lua_checkbuffer(L, 2, writable, &cap, m);
+    size_t len = sock_lua_checklength(L, 3, cap, m, writable ? "buffer's" : "data's");
+    sock_lua_optexpires(L, 4, m);
+    sock_pushinteger(L, (long long)len);
+  } else if (name == "read") {
+    size_t max = opt_size(L, 2, "read", "max", 1, SIZE_MAX);
+    sock_lua_optexpires(L, 3, "read");
+    push_limit(L, max);
+  } else if (name == "readn") {
+    if (lua_isnoneornil(L, 2))
+      sock_error(L, "bad argument #2 to 'readn' (n: number expected, got %s)", luaL_typename(L, 2));
+    size_t n = opt_size(L, 2, "readn", "n", 0, 0);
+    if (n == SIZE_MAX) sock_error(L, "bad argument #2 to 'readn' (n must be finite)");
+    sock_lua_optexpires(L, 3, "readn");
+    sock_pushinteger(L, (long long)n);
+  } else if (name == "readuntil") {
+    if (lua_type(L, 2) != LUA_TSTRING)
+      sock_error(L, "bad argument #2 to 'readuntil' (delimiter: string expected, got %s)", luaL_typename(L, 2));
+    if (lua_rawlen(L, 2) == 0) sock_error(L, "bad argument #2 to 'readuntil' (delimiter must not be empty)");
+    bool given = !lua_isnoneornil(L, 3);
+    size_t max = given ? opt_size(L, 3, "readuntil", "max", 0, 0) : 0;
+    sock_lua_optexpires(L, 4, "readuntil");
+    if (given)
+      push_limit(L, max);
+    else
+      lua_pushnil(L);
+  } else if (name == "readline") {
+    sock_lua_optexpires(L, 2, "readline");
+    lua_pushnil(L);
+  } else if (name == "setmaxline") {
+    if (lua_isnoneornil(L, 2))
+      lua_pushnil(L);
+    else
+      push_limit(L, opt_size(L, 2, "setmaxline", "n", 0, kDefaultMaxLine));
+  } else {
+    return luaL_error(L, "_check_stream_args: no method '%s'", m);
+  }
+  return 1;
+}
+
 }  // namespace
 
 void sock_lua_open_bufread(lua_State* L, int sched_idx) {
@@ -339,4 +402,6 @@ void sock_lua_open_bufread(lua_State* L, int sched_idx) {
   lua_pushvalue(L, sched_idx);
   luaL_setfuncs(L, methods, 1);
   lua_pop(L, 1);
+  lua_pushcfunction(L, l_check_stream_args);
+  lua_setfield(L, -2, "_check_stream_args");
 }

@@ -86,6 +86,18 @@ static size_t check_size(lua_State* L, int idx, const char* fname, const char* w
   return (size_t)n;
 }
 
+size_t sock_lua_checklength(lua_State* L, int idx, size_t cap, const char* fname, const char* holder) {
+  if (lua_isnoneornil(L, idx)) {
+    if (cap == (size_t)-1) sock_error(L, "bad argument #%d to '%s' (length required with a cdata buffer)", idx, fname);
+    return cap;
+  }
+  size_t len = check_size(L, idx, fname, "length");
+  if (len > cap)
+    sock_error(L, "bad argument #%d to '%s' (length %s exceeds the %s size %s)", idx, fname, size_text(len).text, holder,
+               size_text(cap).text);
+  return len;
+}
+
 // The MSG_* flags a send or receive call may pass on to the kernel. Other
 // bits are refused here: the kernel ignores some and rejects others, and not
 // alike on both backends (a flags of -1 "worked" on epoll).
@@ -112,8 +124,7 @@ static int opt_flags(lua_State* L, int idx, const char* fname) {
 // still gets its one try.
 static bool should_try_first(Scheduler* S, const LuaWait& w) {
   if (w.op.kind != sock::OpKind::recv || !S->loop) return true;
-  if (!sock_lua_recv_surely_empty(S->loop->poller(), w.op, w.last_short)) return true;
-  return w.expires >= 0 && w.expires <= sock::monotonic_now();
+  return !sock_lua_recv_waits_first(S->loop->poller(), w.op, w.last_short, w.expires);
 }
 
 static void note_recv_length(LuaWait& w) {
@@ -795,15 +806,7 @@ static int push_count(lua_State* co, LuaWait& w) {
 static char* send_data(lua_State* L, int idx, size_t* len, const char* fname) {
   size_t cap;
   char* p = sock_lua_checkbuffer(L, idx, false, &cap, fname);
-  if (lua_isnoneornil(L, idx + 1)) {
-    if (cap == (size_t)-1) sock_error(L, "bad argument #%d to '%s' (length required with a cdata buffer)", idx + 1, fname);
-    *len = cap;
-  } else {
-    *len = check_size(L, idx + 1, fname, "length");
-    if (*len > cap)
-      sock_error(L, "bad argument #%d to '%s' (length %s exceeds the data's size %s)", idx + 1, fname,
-                 size_text(*len).text, size_text(cap).text);
-  }
+  *len = sock_lua_checklength(L, idx + 1, cap, fname, "data's");
   return p;
 }
 
@@ -898,15 +901,7 @@ static int l_sendto(lua_State* L) {
 static char* recv_target(lua_State* L, size_t* maxlen, const char* fname) {
   size_t cap;
   char* p = sock_lua_checkbuffer(L, 2, true, &cap, fname);
-  if (lua_isnoneornil(L, 3)) {
-    if (cap == (size_t)-1) sock_error(L, "bad argument #3 to '%s' (length required with a cdata buffer)", fname);
-    *maxlen = cap;
-  } else {
-    *maxlen = check_size(L, 3, fname, "length");
-    if (*maxlen > cap)
-      sock_error(L, "bad argument #3 to '%s' (length %s exceeds the buffer's size %s)", fname, size_text(*maxlen).text,
-                 size_text(cap).text);
-  }
+  *maxlen = sock_lua_checklength(L, 3, cap, fname, "buffer's");
   return p;
 }
 

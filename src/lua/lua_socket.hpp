@@ -8,6 +8,7 @@
 #include <string>
 
 #include "lua/scheduler.hpp"
+#include "sock/clock.hpp"
 #include "sock/poller.hpp"
 #include "sock/socket.hpp"
 
@@ -116,6 +117,13 @@ int sock_lua_wait_again(LuaWait& w, bool give_way);
 // together.
 LuaSocket* sock_lua_stream_socket(lua_State* L, const char* fname);
 
+// The length argument at `idx` of a recv- or send-style call, whose buffer
+// or data (sock_lua_checkbuffer) holds `cap` bytes: nil for all of them
+// (required for a cdata, whose cap is unknown), else a whole number from 0 to
+// cap. `holder` names the bytes in the message: "buffer's" or "data's".
+// tcp, udp and TLS calls check theirs alike.
+size_t sock_lua_checklength(lua_State* L, int idx, size_t cap, const char* fname, const char* holder);
+
 // An optional `expires` argument: < 0 when absent.
 double sock_lua_optexpires(lua_State* L, int idx, const char* fname);
 
@@ -179,12 +187,15 @@ sock::Loop* sock_lua_fast_loop(Scheduler* S);
 // the caller's) as sock_lua_optexpires reads the caller's number.
 double sock_lua_fast_expires(double t);
 
-// A stream recv that would surely find nothing now, and so may wait without
+// A stream recv that would surely find nothing now, and so waits without
 // trying first (one syscall per message saved): on a completion backend,
 // right after a recv that came back short (`last_short`: its wait looks at
 // the socket itself); on epoll, when the backend saw the queue run dry with
-// no readable edge since (Poller::known_empty). For tcp recvs
+// no readable edge since (Poller::known_empty). A recv whose deadline has
+// passed still gets its one try (its wait could not start). For tcp recvs
 // (should_try_first) and TLS reads (lua_tls.cpp's fill) alike.
-inline bool sock_lua_recv_surely_empty(const sock::Poller& poller, const sock::Operation& recv, bool last_short) {
-  return poller.completes_ops() ? last_short : poller.known_empty(recv);
+inline bool sock_lua_recv_waits_first(const sock::Poller& poller, const sock::Operation& recv, bool last_short,
+                                      double expires) {
+  if (!(poller.completes_ops() ? last_short : poller.known_empty(recv))) return false;
+  return !(expires >= 0 && expires <= sock::monotonic_now());
 }

@@ -75,6 +75,7 @@ struct TlsJob {
   Result r;                // the step's result, kept while its output is sent
   int flush_err = 0;       // sending the output failed (a code)
   int err = 0;             // the call fails with this code (after the step's result is known)
+  double expires = -1;     // the call's deadline (< 0: none), set by run_job
 };
 
 struct LuaSession {
@@ -506,9 +507,9 @@ static Need fill(TlsJob& j) {
   sock::Operation op;
   op.prepare(sock::OpKind::recv, &ls->s.io, buf, kRecvScratchSize);
   // (A recv that would surely find nothing waits without trying, as a tcp
-  // recv does.)
+  // recv does; one past its deadline tries once.)
   sock::Loop* loop = S->loop.get();
-  if (loop && sock_lua_recv_surely_empty(loop->poller(), op, s->recv_short)) return kReadable;
+  if (loop && sock_lua_recv_waits_first(loop->poller(), op, s->recv_short, j.expires)) return kReadable;
   bool done = loop ? loop->try_op(op) : sock::Loop::try_now(op);
   s->recv_short = !done || (op.result > 0 && (size_t)op.result < kRecvScratchSize);
   if (!done) return kReadable;
@@ -732,28 +733,23 @@ static void tls_ready(sock::Operation* op) {
   sched_complete_wait(w.head.sched, &w.head, push_job_ctx, &j, undo_job);
 }
 
+// A size lua/sock_tls.lua passes to a session method (an offset, a count it
+// computed from checked arguments): nil is 0. Anything else raises rather
+// than reach a conversion to size_t, which is undefined for a NaN or a
+// negative number.
+static size_t internal_size(lua_State* L, int idx) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  long long n = sock_checkinteger(L, idx, "TLS session");
+  if (n < 0) luaL_error(L, "TLS session: negative size");
+  return (size_t)n;
+}
+
 // The buffer and length of a recv or send: buf at idx, the optional
-// length after it (nil: all of buf).
+// length after it (nil: all of buf), checked as a tcp recv's and send's.
 static char* io_buffer(lua_State* L, int idx, bool writable, size_t* len, const char* fname) {
   size_t cap;
   char* p = sock_lua_checkbuffer(L, idx, writable, &cap, fname);
-  if (lua_isnoneornil(L, idx + 1)) {
-    if (cap == (size_t)-1) sock_error(L, "bad argument #%d to '%s' (length required with a cdata buffer)", idx, fname);
-    *len = cap;
-  } else {
-    // (Converting a NaN, a negative number or one beyond size_t's range to
-    // size_t is undefined: those are refused or cut down first.)
-    lua_Number n = luaL_checknumber(L, idx + 1);
-    if (n != n) sock_error(L, "bad argument #%d to '%s' (length is NaN)", idx + 1, fname);
-    if (n < 0) sock_error(L, "bad argument #%d to '%s' (length must not be negative)", idx + 1, fname);
-    *len = n >= 18446744073709551616.0 ? (size_t)-1 : (size_t)n;
-    if (cap != (size_t)-1 && *len > cap) {
-      if (writable)
-        *len = cap;
-      else
-        luaL_error(L, "%s: length beyond the buffer", fname);
-    }
-  }
+  *len = sock_lua_checklength(L, idx + 1, cap, fname, writable ? "buffer's" : "data's");
   return p;
 }
 
@@ -763,6 +759,7 @@ static char* io_buffer(lua_State* L, int idx, bool writable, size_t* len, const 
 // Then it is parked in one of the socket's records, which is prepared for
 // the wait and returned (wait_job waits in it).
 static LuaWait* run_job(TlsJob& j, double expires) {
+  j.expires = expires;
   Need n = advance(j);
   if (!n) return nullptr;
   // Wait in one of the socket's records: the one of the side it waits
@@ -840,8 +837,8 @@ static int io_call(lua_State* L, LuaSession* s, Step step, TlsJob::Shape shape) 
     if (step == Step::read) {
       size_t cap;
       char* p = sock_lua_checkbuffer(L, 3, true, &cap, "recv");
-      size_t len = (size_t)luaL_checknumber(L, 4);
-      size_t offset = (size_t)luaL_optnumber(L, 5, 0);
+      size_t len = internal_size(L, 4);
+      size_t offset = internal_size(L, 5);
       if (cap != (size_t)-1) {
         if (offset > cap) return luaL_error(L, "recv: offset beyond the buffer");
         if (len > cap - offset) len = cap - offset;
@@ -851,8 +848,8 @@ static int io_call(lua_State* L, LuaSession* s, Step step, TlsJob::Shape shape) 
     } else if (step == Step::write) {
       size_t cap;
       const char* p = sock_lua_checkbuffer(L, 3, false, &cap, "send");
-      size_t offset = (size_t)luaL_checknumber(L, 4);
-      size_t len = (size_t)luaL_checknumber(L, 5);
+      size_t offset = internal_size(L, 4);
+      size_t len = internal_size(L, 5);
       if (cap != (size_t)-1 && (offset > cap || len > cap - offset))
         return luaL_error(L, "send: length beyond the buffer");
       j.buf = const_cast<char*>(p) + offset;
@@ -1009,8 +1006,8 @@ static int l_find(lua_State* L) {
 // s:consume(n, [skip]) -> the next n bytes of the read-ahead, then skip more.
 static int l_consume(lua_State* L) {
   LuaSession* s = check_session(L);
-  size_t n = (size_t)luaL_checknumber(L, 2);
-  size_t skip = (size_t)luaL_optnumber(L, 3, 0);
+  size_t n = internal_size(L, 2);
+  size_t skip = internal_size(L, 3);
   size_t have = s->ahead_len();
   if (n > have) n = have;
   lua_pushlstring(L, s->ahead.data() + s->ahead_pos, n);

@@ -157,6 +157,19 @@ T.test('a deadline already past times out at once', function()
 	s:close()
 end)
 
+T.test('a recv past its deadline still tries once: data sent meanwhile comes', function()
+	local c, s = T.tcp_pair()
+	assert(c:setopt('tcp_nodelay', true))  -- (Nagle would hold 'b' back until 'a' is acknowledged)
+	local buf = sock.buffer(16)
+	assert(c:send('a', nil, T.deadline()))
+	T.eq(s:recv(buf, 16, T.deadline()), 1)  -- short: a recv now would surely find nothing...
+	assert(c:send('b', nil, T.deadline()))  -- ...but this came, sent at once, no loop turn since
+	T.eq(s:recv(buf, 16, sock.clock() - 10), 1)
+	T.eq(buf:tostring(1, 1), 'b')
+	c:close()
+	s:close()
+end)
+
 T.test('recv returns 0 at end of stream; recvn reports eof with the partial length', function()
 	local c, s = T.tcp_pair()
 	assert(c:send('abc'))
