@@ -451,7 +451,10 @@ static Need flush(TlsJob& j) {
     if (!gw) {
       sock::Operation op;
       op.prepare(sock::OpKind::send, &ls->s.io, const_cast<char*>(p), n);
-      if (sock::Loop::try_now(op)) {
+      // (Through the poller, as fill's recv: a backend may track the
+      // socket's state from what its syscalls return.)
+      sock::Loop* loop = S->loop.get();
+      if (loop ? loop->try_op(op) : sock::Loop::try_now(op)) {
         if (op.result < 0) {
           j.flush_err = (int)-op.result;
           break;
