@@ -9,23 +9,7 @@ local ffi = require'ffi'
 
 local MSG_PEEK = 2
 
-local function pack(...) return {n = select('#', ...), ...} end
-
--- A call's outcome as text: its results or its error (with the position,
--- which must be the caller's line on both paths).
-local function show(v)
-	local t = type(v)
-	if t == 'number' then return ('%.17g'):format(v) end
-	if t == 'string' then return ('%q'):format(v) end
-	if t == 'nil' or t == 'boolean' then return tostring(v) end
-	return t
-end
-local function outcome(f)
-	local r = pack(sock.pcall(f))
-	local parts = {}
-	for i = 1, r.n do parts[i] = show(r[i]) end
-	return table.concat(parts, ', ')
-end
+local outcome, show, pack = T.outcome, T.show, T.pack
 
 -- Each case gets a fresh socket pair (a, b) with 'hello world' sent from a
 -- to b, a 16-byte sock.buffer and a 16-byte cdata array; it returns what the
@@ -231,14 +215,7 @@ T.test('the fast path is in use', function()
 end)
 
 T.test('the fast path and the C API path give the same results and errors', function()
-	local fast, slow = run_cases(true), run_cases(false)
-	local bad = {}
-	for i, c in ipairs(cases) do
-		if fast[i] ~= slow[i] then
-			bad[#bad + 1] = ('%s:\n  fast: %s\n  C:    %s'):format(c.name, fast[i], slow[i])
-		end
-	end
-	assert(#bad == 0, #bad .. ' case(s) differ:\n' .. table.concat(bad, '\n'))
+	T.paths_agree(cases, run_cases)
 	assert(#cases > 80)
 end)
 

@@ -17,23 +17,7 @@ local function path(name) return cert_dir .. '/' .. name end
 local server_config = sock.tls_config{cert_file = path('server.pem'), key_file = path('server.key')}
 local client_config = sock.tls_config{ca_file = path('ca.pem')}
 
-local function pack(...) return {n = select('#', ...), ...} end
-
-local function show(v)
-	local t = type(v)
-	if t == 'number' then return ('%.17g'):format(v) end
-	if t == 'string' then return ('%q'):format(v) end
-	if t == 'nil' or t == 'boolean' then return tostring(v) end
-	return t
-end
--- A call's outcome as text: its results or its error (with the position,
--- which must be the caller's line on both paths).
-local function outcome(f)
-	local r = pack(sock.pcall(f))
-	local parts = {}
-	for i = 1, r.n do parts[i] = show(r[i]) end
-	return table.concat(parts, ', ')
-end
+local outcome, pack = T.outcome, T.pack
 
 -- A handshaken connection pair over loopback: client c, server side s.
 local l = assert(sock.listen_tls('127.0.0.1', 0, server_config))
@@ -266,16 +250,7 @@ T.test('TLS connections take the fast path', function()
 end)
 
 T.test('the fast path and the C API path give the same results and errors', function()
-	local fast, slow = run_cases(true), run_cases(false)
-	local bad = {}
-	for i, cs in ipairs(cases) do
-		if fast[i] ~= slow[i] then
-			bad[#bad + 1] = ('%s:\n  fast: %s\n  C:    %s'):format(cs.name, fast[i], slow[i])
-		elseif cs.expect and not fast[i]:find(cs.expect, 1, true) then
-			bad[#bad + 1] = ('%s: %s lacks %s'):format(cs.name, fast[i], cs.expect)
-		end
-	end
-	assert(#bad == 0, #bad .. ' case(s) wrong:\n' .. table.concat(bad, '\n'))
+	T.paths_agree(cases, run_cases)
 	assert(#cases > 50)
 end, 60)
 

@@ -79,6 +79,46 @@ function T.skip_file(reason)
 	os.exit(77)
 end
 
+-- A value as text, for outcomes.
+function T.show(v)
+	local t = type(v)
+	if t == 'number' then return ('%.17g'):format(v) end
+	if t == 'string' then return ('%q'):format(v) end
+	if t == 'nil' or t == 'boolean' then return tostring(v) end
+	return t
+end
+function T.pack(...) return {n = select('#', ...), ...} end
+
+-- A call's outcome as text: its results or its error (with the position,
+-- which must be the caller's line either way). The LuaJIT tests compare the
+-- fast path's and the C API path's (test_jit_*).
+function T.outcome(f)
+	local r = T.pack(sock.pcall(f))
+	local parts = {}
+	for k = 1, r.n do parts[k] = T.show(r[k]) end
+	return table.concat(parts, ', ')
+end
+
+-- Fail unless every case ({name=, f=, [expect=]}) has the same outcome with
+-- the fast path on and off (run(fast) -> the outcomes, in order) and holds
+-- its `expect` text when it has one; every case that does not is listed. A
+-- Lua error of the case's own ('attempt to call ...': a bug in the test)
+-- fails it too, though both paths would agree on it.
+function T.paths_agree(cases, run)
+	local fast, slow = run(true), run(false)
+	local bad = {}
+	for i, c in ipairs(cases) do
+		if fast[i]:find('attempt to ', 1, true) then
+			bad[#bad + 1] = ('%s: the case itself failed: %s'):format(c.name, fast[i])
+		elseif fast[i] ~= slow[i] then
+			bad[#bad + 1] = ('%s:\n  fast: %s\n  C:    %s'):format(c.name, fast[i], slow[i])
+		elseif c.expect and not fast[i]:find(c.expect, 1, true) then
+			bad[#bad + 1] = ('%s: %s lacks %s'):format(c.name, fast[i], c.expect)
+		end
+	end
+	assert(#bad == 0, #bad .. ' case(s) wrong:\n' .. table.concat(bad, '\n'))
+end
+
 -- The TLS tests' certificates (tls-certs.sh's, beside these files, valid for
 -- a day): in SOCK_TEST_CERT_DIR when it names a directory (the Windows tests
 -- under Wine, where no sh or openssl command runs, get them from a CTest
