@@ -45,29 +45,53 @@ bool sched_in_wait(lua_State* co, const WaitHead* h) {
   return !h || lua_touserdata(co, head_at) == h;
 }
 
+// A free key of the waiting table. Raises (as a table write would) when
+// there is no memory for another.
+static int take_wait_slot(lua_State* L, Scheduler* S) {
+  if (!S->free_wait_slots.empty()) {
+    int slot = S->free_wait_slots.back();
+    S->free_wait_slots.pop_back();
+    return slot;
+  }
+  try {
+    S->free_wait_slots.reserve((size_t)S->wait_slots + 1);  // room for every slot to come back
+  } catch (const std::bad_alloc&) {
+    sock_error(L, "not enough memory");
+  }
+  return ++S->wait_slots;
+}
+
+// Forget h's entry in the waiting table (at `waiting`, a negative index).
+static void clear_wait_slot(Scheduler* S, lua_State* L, int waiting, WaitHead* h) {
+  lua_pushnil(L);
+  lua_rawseti(L, waiting - 1, h->slot);
+  if (!S->closed) S->free_wait_slots.push_back(h->slot);  // (reserved: never allocates)
+  h->slot = 0;
+  S->waiting--;
+}
+
 void sched_armed(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
   lua_checkstack(L, 3);
+  int slot = take_wait_slot(L, S);
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
-  lua_pushlightuserdata(L, h);
   push_thread(L, co);
-  lua_rawset(L, -3);
+  lua_rawseti(L, -2, slot);
   lua_pop(L, 1);
+  h->slot = slot;  // (only once it holds the thread)
   S->waiting++;
 }
 
 lua_State* sched_unwait(Scheduler* S, lua_State* L, WaitHead* h) {
-  lua_checkstack(L, 4);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
-  lua_pushlightuserdata(L, h);
-  lua_rawget(L, -2);
-  lua_State* co = lua_tothread(L, -1);
-  if (!lua_isnil(L, -1)) {  // the thread, or a withdrawn wait's anchored arguments
-    lua_pushlightuserdata(L, h);
+  if (!h->slot) {
     lua_pushnil(L);
-    lua_rawset(L, -4);
-    S->waiting--;
+    return nullptr;
   }
-  lua_remove(L, -2);  // the table; the thread (or nil) stays on top
+  lua_checkstack(L, 3);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
+  lua_rawgeti(L, -1, h->slot);  // the thread, or a withdrawn wait's anchored arguments
+  lua_State* co = lua_tothread(L, -1);
+  clear_wait_slot(S, L, -2, h);
+  lua_replace(L, -2);  // the table's place: the thread (or the arguments) stays on top
   return co;
 }
 
@@ -162,26 +186,24 @@ static int wait_resumed(lua_State* L, int, lua_KContext ctx) {
   lua_settop(L, nargs);
   lua_checkstack(L, 4);
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
-  lua_pushlightuserdata(L, h);
-  lua_rawget(L, -2);
-  bool armed = lua_isthread(L, -1);
-  lua_pop(L, 1);
+  bool armed = false;
+  if (h->slot) {
+    lua_rawgeti(L, -1, h->slot);
+    armed = lua_isthread(L, -1);
+    lua_pop(L, 1);
+  }
   if (armed && h->kind->withdraw(S, L, h)) {
     // Its completion is still to come: until then the arguments (the
     // socket, the buffer the kernel may write into) stay anchored in the
     // thread's place.
-    lua_pushlightuserdata(L, h);
     lua_createtable(L, nargs, 0);
     for (int i = 1; i <= nargs; i++) {
       lua_pushvalue(L, i);
       lua_rawseti(L, -2, i);
     }
-    lua_rawset(L, -3);
+    lua_rawseti(L, -2, h->slot);
   } else if (armed) {
-    lua_pushlightuserdata(L, h);
-    lua_pushnil(L);
-    lua_rawset(L, -3);
-    S->waiting--;
+    clear_wait_slot(S, L, -1, h);
   }
   lua_pop(L, 1);
   return sock_error(L, "%s: this thread was resumed from outside the sock loop while it waited "
@@ -872,6 +894,7 @@ static int l_sched_gc(lua_State* L) {
   if (S->loop && !sched_loop_here(S)) S->loop->poller().abandon();  // a fork's child
   S->loop.reset();
   std::vector<std::unique_ptr<sock::Loop>>().swap(S->parent_loops);
+  std::vector<int>().swap(S->free_wait_slots);
   S->recv_scratch.reset();
   sock_type_cache_close();
   return 0;

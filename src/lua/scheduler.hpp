@@ -45,7 +45,13 @@ struct Scheduler {
   bool error_pending = false;    // a thread failed inside the loop; its error is on loop_L
   bool closed = false;           // the state is being closed
   bool polled = false;           // the loop has run at least once (else threads left waiting are worth a warning)
-  int waiting_ref = LUA_NOREF;   // {wait head (light userdata) = thread}: armed waits, their threads anchored
+  int waiting_ref = LUA_NOREF;   // {slot = thread}: armed waits (WaitHead::slot), their threads anchored
+  // The waiting table's keys: 1..wait_slots, the free ones listed here for
+  // reuse. Integer keys keep the table an array, which Lua reads and writes
+  // far faster than a hash keyed by each record's address. (Its capacity
+  // is kept at wait_slots, so giving a slot back never allocates.)
+  std::vector<int> free_wait_slots;
+  int wait_slots = 0;
   int nested_ref = LUA_NOREF;    // weak {coroutine = true}: cowrap/pcall coroutines that may do I/O
   int hooks_ref = LUA_NOREF;     // weak {thread = function}: sock.onthreadfinish
   int error_handler_ref = LUA_NOREF;
@@ -88,6 +94,7 @@ struct WaitHead {
   void* self = nullptr;          // the record that contains this head
   const char* fname = nullptr;   // the waiting function, for messages
   int frame_args = 0;            // 5.3+: the call's arguments, left in its frame below what it yields
+  int slot = 0;                  // while armed: its key in the waiting table (0: not in it)
 };
 
 // Markers a thread yields as its first value.
