@@ -35,9 +35,8 @@ int sock_lua_fail(lua_State* L, int code) {
 LuaSocket* sock_lua_tosocket(lua_State* L, int idx) {
   if (lua_type(L, idx) != LUA_TTABLE) return nullptr;
   lua_rawgeti(L, idx, 0);
-  void* p = sock_testudata(L, -1, SOCK_SOCKET, sock_type_cache.socket_mt.load(std::memory_order_relaxed));
-  lua_pop(L, 1);  // (the table keeps it alive)
-  return static_cast<LuaSocket*>(p);
+  // (Popped: the table keeps it alive.)
+  return static_cast<LuaSocket*>(sock_testudata_pop(L, SOCK_SOCKET, sock_type_cache.socket_mt.load(std::memory_order_relaxed)));
 }
 
 LuaSocket* sock_lua_checksocket(lua_State* L, int idx, const char* fname) {
