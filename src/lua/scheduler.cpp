@@ -32,9 +32,11 @@ static void push_thread(lua_State* L, lua_State* co) {
 #if LUA_VERSION_NUM >= 503
 constexpr int marker_at = -2, head_at = -1;
 static int yielded_count(lua_State*) { return 2; }
+constexpr bool yielded_only_markers = true;  // (light userdata, which keep nothing alive)
 #else
 constexpr int marker_at = 1, head_at = 2;
 static int yielded_count(lua_State* co) { return lua_gettop(co); }
+constexpr bool yielded_only_markers = false;
 #endif
 
 bool sched_in_wait(lua_State* co, const WaitHead* h) {
@@ -443,6 +445,10 @@ void sched_complete_wait(Scheduler* S, WaitHead* h, int (*push_results)(lua_Stat
     return;
   }
   int kept = yielded_count(co);
+  if (yielded_only_markers) {  // nothing push_results reads: gone first, which moves no result
+    lua_pop(co, kept);
+    kept = 0;
+  }
   lua_checkstack(co, 8);
   int nresults = push_results ? push_results(co, ctx) : 0;
   drop_kept(co, kept, nresults);  // only now: the kept arguments held what push_results read
