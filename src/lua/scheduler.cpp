@@ -83,18 +83,23 @@ void sched_armed(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
   S->waiting++;
 }
 
-lua_State* sched_unwait(Scheduler* S, lua_State* L, WaitHead* h) {
+// sched_unwait with room for three values on L's stack already made.
+static lua_State* unwait(Scheduler* S, lua_State* L, WaitHead* h) {
   if (!h->slot) {
     lua_pushnil(L);
     return nullptr;
   }
-  lua_checkstack(L, 3);
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
   lua_rawgeti(L, -1, h->slot);  // the thread, or a withdrawn wait's anchored arguments
   lua_State* co = lua_tothread(L, -1);
   clear_wait_slot(S, L, -2, h);
   lua_replace(L, -2);  // the table's place: the thread (or the arguments) stays on top
   return co;
+}
+
+lua_State* sched_unwait(Scheduler* S, lua_State* L, WaitHead* h) {
+  lua_checkstack(L, 3);
+  return unwait(S, L, h);
 }
 
 // Remove the `kept` values just below the `nresults` on top of co's stack:
@@ -437,7 +442,7 @@ void sched_complete_wait(Scheduler* S, WaitHead* h, int (*push_results)(lua_Stat
   // is also the driver's anchor slot: pushing its results may run the
   // collector, and nothing else refers to it now.
   lua_checkstack(L, 6);
-  lua_State* co = sched_unwait(S, L, h);  // (or the arguments of a withdrawn wait, anchored on L meanwhile)
+  lua_State* co = unwait(S, L, h);  // (or the arguments of a withdrawn wait, anchored on L meanwhile)
   int anchor = top + 1;
   if (!co || !sched_in_wait(co, h)) {  // resumed from outside meanwhile: nobody to give results to
     if (undo) undo(ctx);
