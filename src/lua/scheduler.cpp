@@ -139,11 +139,7 @@ static void leave_parent_loop(lua_State* L, Scheduler* S) {
 
 unsigned sched_fork_generation() { return sock::fork_generation(); }
 
-sock::Loop* sched_loop_here(Scheduler* S) {
-  return S->loop && S->loop_fork_gen == sock::fork_generation_seen() ? S->loop.get() : nullptr;
-}
-
-sock::Loop& sched_loop(lua_State* L, Scheduler* S) {
+sock::Loop& sched_make_loop(lua_State* L, Scheduler* S) {
   if (S->loop && !sched_loop_here(S)) leave_parent_loop(L, S);
   if (!S->loop) {
     const char* name = S->backend_request;

@@ -20,6 +20,7 @@
 
 #include "lua/compat.hpp"
 #include "sock/loop.hpp"
+#include "sock/process.hpp"
 
 struct WaitHead;
 
@@ -104,11 +105,6 @@ inline Scheduler* sched_of(lua_State* L) {
   return static_cast<Scheduler*>(lua_touserdata(L, lua_upvalueindex(1)));
 }
 
-// The loop, made on first use. Raises if no backend can be set up. In a
-// child of fork() it replaces the parent's loop with one of its own, or
-// raises if threads were waiting in the parent's.
-sock::Loop& sched_loop(lua_State* L, Scheduler* S);
-
 // How many fork()s separate this process from the one that loaded sock. A
 // pthread_atfork child handler counts them, so noticing that we are a fork's
 // child costs a load per operation rather than a getpid() syscall.
@@ -116,7 +112,19 @@ unsigned sched_fork_generation();
 
 // The loop if there is one this process may use, else null (callers fall
 // back to plain syscalls). Never raises: for close, shutdown and finalizers.
-sock::Loop* sched_loop_here(Scheduler* S);
+// (Inline, as sched_loop's first step: every operation asks.)
+inline sock::Loop* sched_loop_here(Scheduler* S) {
+  return S->loop && S->loop_fork_gen == sock::fork_generation_seen() ? S->loop.get() : nullptr;
+}
+
+// The loop, made on first use. Raises if no backend can be set up. In a
+// child of fork() it replaces the parent's loop with one of its own, or
+// raises if threads were waiting in the parent's.
+sock::Loop& sched_make_loop(lua_State* L, Scheduler* S);
+inline sock::Loop& sched_loop(lua_State* L, Scheduler* S) {
+  if (sock::Loop* loop = sched_loop_here(S)) return *loop;
+  return sched_make_loop(L, S);
+}
 
 // The cooperative budget. A thread whose operations keep completing at
 // once never waits, so without a budget it would hold the loop: no timer
