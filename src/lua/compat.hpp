@@ -108,11 +108,13 @@ inline void sock_pushinteger(lua_State* L, long long v) {
 // message naming `fname` and the argument when it is not. (luaL_argerror
 // would name whatever the debug info says, which is '?' through pcall.)
 inline long long sock_checkinteger(lua_State* L, int arg, const char* fname) {
-  if (!lua_isnumber(L, arg))  // numbers, and strings that convert (as luaL_checkinteger)
-    sock_error(L, "bad argument #%d to '%s' (number expected, got %s)", arg, fname, luaL_typename(L, arg));
 #if LUA_VERSION_NUM >= 503
+  // An integer first: what sizes and lengths are, without lua_isnumber's
+  // conversion attempt.
   if (lua_isinteger(L, arg)) return (long long)lua_tointeger(L, arg);
 #endif
+  if (!lua_isnumber(L, arg))  // numbers, and strings that convert (as luaL_checkinteger)
+    sock_error(L, "bad argument #%d to '%s' (number expected, got %s)", arg, fname, luaL_typename(L, arg));
   lua_Number n = lua_tonumber(L, arg);
   // Converting a double outside long long's range (or NaN) is undefined.
   if (!(n >= -9223372036854775808.0 && n < 9223372036854775808.0) || (lua_Number)(long long)n != n)
@@ -177,6 +179,22 @@ inline void* sock_testudata(lua_State* L, int idx, const char* tname, const void
   bool same = lua_rawequal(L, -1, -2);
   lua_pop(L, 2);
   return same ? p : nullptr;
+}
+
+// The same for the value on top of the stack, which it pops too (with the
+// metatable, in one move: sockets check the userdata they fetch per call).
+inline void* sock_testudata_pop(lua_State* L, const char* tname, const void* cached_mt) {
+  void* p = lua_touserdata(L, -1);
+  if (p && cached_mt && lua_getmetatable(L, -1)) {
+    if (lua_topointer(L, -1) == cached_mt) {
+      lua_pop(L, 2);
+      return p;
+    }
+    lua_pop(L, 1);
+  }
+  p = sock_testudata(L, -1, tname, nullptr);
+  lua_pop(L, 1);
+  return p;
 }
 
 // Argument checks that name the function explicitly: luaL_check* would say

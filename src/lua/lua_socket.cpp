@@ -35,9 +35,8 @@ int sock_lua_fail(lua_State* L, int code) {
 LuaSocket* sock_lua_tosocket(lua_State* L, int idx) {
   if (lua_type(L, idx) != LUA_TTABLE) return nullptr;
   lua_rawgeti(L, idx, 0);
-  void* p = sock_testudata(L, -1, SOCK_SOCKET, sock_type_cache.socket_mt.load(std::memory_order_relaxed));
-  lua_pop(L, 1);  // (the table keeps it alive)
-  return static_cast<LuaSocket*>(p);
+  // (Popped: the table keeps it alive.)
+  return static_cast<LuaSocket*>(sock_testudata_pop(L, SOCK_SOCKET, sock_type_cache.socket_mt.load(std::memory_order_relaxed)));
 }
 
 LuaSocket* sock_lua_checksocket(lua_State* L, int idx, const char* fname) {
@@ -113,6 +112,21 @@ static int opt_flags(lua_State* L, int idx, const char* fname) {
     sock_error(L, "bad argument #%d to '%s' (flags: 0x%s is no MSG_* flag)", idx, fname,
                hex_text(unknown).text);
   return (int)flags;
+}
+
+// The optional `expires` and `flags` of a send or receive call, arguments
+// idx and idx + 1. Most calls pass neither: one lua_gettop then tells, in
+// place of a check per argument.
+struct ExpiresAndFlags {
+  double expires = -1;
+  int flags = 0;
+};
+static ExpiresAndFlags opt_expires_flags(lua_State* L, int idx, const char* fname) {
+  ExpiresAndFlags r;
+  int top = lua_gettop(L);
+  if (top >= idx) r.expires = sock_lua_optexpires(L, idx, fname);
+  if (top > idx) r.flags = opt_flags(L, idx + 1, fname);
+  return r;
 }
 
 // Every op is tried at once before it waits, which is what readiness
@@ -834,8 +848,7 @@ static int l_send(lua_State* L) {
   LuaSocket* ls = io_socket_try_first(L, "send");
   size_t len;
   char* p = send_data(L, 2, &len, "send");
-  double expires = sock_lua_optexpires(L, 4, "send");
-  int flags = opt_flags(L, 5, "send");
+  auto [expires, flags] = opt_expires_flags(L, 4, "send");
   switch (send_prepare(ls, p, len, expires, flags)) {
     case SendAnswer::closed:
       sock_lua_fail(L, sock::ERR_CLOSED);
@@ -860,8 +873,7 @@ static int l_send_once(lua_State* L) {
   LuaSocket* ls = io_socket(L, "_send");
   size_t len;
   char* p = send_data(L, 2, &len, "_send");
-  double expires = sock_lua_optexpires(L, 4, "_send");
-  int flags = opt_flags(L, 5, "_send");
+  auto [expires, flags] = opt_expires_flags(L, 4, "_send");
   CHECK_OPEN(L, ls);
   LuaWait& w = ls->wr;
   if (sock_lua_busy(w)) return sock_lua_fail(L, sock::ERR_BUSY);
@@ -878,8 +890,7 @@ static int l_sendto(lua_State* L) {
   LuaSocket* ls = io_socket(L, "sendto");
   size_t len;
   char* p = send_data(L, 4, &len, "sendto");
-  double expires = sock_lua_optexpires(L, 6, "sendto");
-  int flags = opt_flags(L, 7, "sendto");
+  auto [expires, flags] = opt_expires_flags(L, 6, "sendto");
   lua_settop(L, 8);
   CHECK_OPEN(L, ls);
   const addrinfo* ai = sock_lua_resolve(L, 2, ls->s.type, ls->s.family, ls->s.protocol, 8, 0, "sendto");
@@ -946,8 +957,7 @@ static int l_recv(lua_State* L) {
   LuaSocket* ls = io_socket_try_first(L, "recv");
   size_t maxlen;
   char* p = recv_target(L, &maxlen, "recv");
-  double expires = sock_lua_optexpires(L, 4, "recv");
-  int flags = opt_flags(L, 5, "recv");
+  auto [expires, flags] = opt_expires_flags(L, 4, "recv");
   if (maxlen == 0) sock_error(L, "bad argument #3 to 'recv' (length must be greater than 0)");
   long answer;
   if (recv_prepare(ls, p, maxlen, expires, flags, &answer)) {
@@ -1005,8 +1015,7 @@ static int l_recvnext(lua_State* L) {
   LuaSocket* ls = io_socket(L, "recvnext");
   size_t maxlen;
   char* p = recv_target(L, &maxlen, "recvnext");
-  double expires = sock_lua_optexpires(L, 4, "recvnext");
-  int flags = opt_flags(L, 5, "recvnext");
+  auto [expires, flags] = opt_expires_flags(L, 4, "recvnext");
   CHECK_OPEN(L, ls);
   LuaWait& w = ls->rd;
   if (sock_lua_busy(w)) return sock_lua_fail(L, sock::ERR_BUSY);  // before touching the op another call waits in

@@ -32,9 +32,11 @@ static void push_thread(lua_State* L, lua_State* co) {
 #if LUA_VERSION_NUM >= 503
 constexpr int marker_at = -2, head_at = -1;
 static int yielded_count(lua_State*) { return 2; }
+constexpr bool yielded_only_markers = true;  // (light userdata, which keep nothing alive)
 #else
 constexpr int marker_at = 1, head_at = 2;
 static int yielded_count(lua_State* co) { return lua_gettop(co); }
+constexpr bool yielded_only_markers = false;
 #endif
 
 bool sched_in_wait(lua_State* co, const WaitHead* h) {
@@ -45,30 +47,59 @@ bool sched_in_wait(lua_State* co, const WaitHead* h) {
   return !h || lua_touserdata(co, head_at) == h;
 }
 
+// A free key of the waiting table. Raises (as a table write would) when
+// there is no memory for another.
+static int take_wait_slot(lua_State* L, Scheduler* S) {
+  if (!S->free_wait_slots.empty()) {
+    int slot = S->free_wait_slots.back();
+    S->free_wait_slots.pop_back();
+    return slot;
+  }
+  try {
+    S->free_wait_slots.reserve((size_t)S->wait_slots + 1);  // room for every slot to come back
+  } catch (const std::bad_alloc&) {
+    sock_error(L, "not enough memory");
+  }
+  return ++S->wait_slots;
+}
+
+// Forget h's entry in the waiting table (at `waiting`, a negative index).
+static void clear_wait_slot(Scheduler* S, lua_State* L, int waiting, WaitHead* h) {
+  lua_pushnil(L);
+  lua_rawseti(L, waiting - 1, h->slot);
+  if (!S->closed) S->free_wait_slots.push_back(h->slot);  // (reserved: never allocates)
+  h->slot = 0;
+  S->waiting--;
+}
+
 void sched_armed(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
   lua_checkstack(L, 3);
+  int slot = take_wait_slot(L, S);
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
-  lua_pushlightuserdata(L, h);
   push_thread(L, co);
-  lua_rawset(L, -3);
+  lua_rawseti(L, -2, slot);
   lua_pop(L, 1);
+  h->slot = slot;  // (only once it holds the thread)
   S->waiting++;
 }
 
-lua_State* sched_unwait(Scheduler* S, lua_State* L, WaitHead* h) {
-  lua_checkstack(L, 4);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
-  lua_pushlightuserdata(L, h);
-  lua_rawget(L, -2);
-  lua_State* co = lua_tothread(L, -1);
-  if (!lua_isnil(L, -1)) {  // the thread, or a withdrawn wait's anchored arguments
-    lua_pushlightuserdata(L, h);
+// sched_unwait with room for three values on L's stack already made.
+static lua_State* unwait(Scheduler* S, lua_State* L, WaitHead* h) {
+  if (!h->slot) {
     lua_pushnil(L);
-    lua_rawset(L, -4);
-    S->waiting--;
+    return nullptr;
   }
-  lua_remove(L, -2);  // the table; the thread (or nil) stays on top
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
+  lua_rawgeti(L, -1, h->slot);  // the thread, or a withdrawn wait's anchored arguments
+  lua_State* co = lua_tothread(L, -1);
+  clear_wait_slot(S, L, -2, h);
+  lua_replace(L, -2);  // the table's place: the thread (or the arguments) stays on top
   return co;
+}
+
+lua_State* sched_unwait(Scheduler* S, lua_State* L, WaitHead* h) {
+  lua_checkstack(L, 3);
+  return unwait(S, L, h);
 }
 
 // Remove the `kept` values just below the `nresults` on top of co's stack:
@@ -108,11 +139,7 @@ static void leave_parent_loop(lua_State* L, Scheduler* S) {
 
 unsigned sched_fork_generation() { return sock::fork_generation(); }
 
-sock::Loop* sched_loop_here(Scheduler* S) {
-  return S->loop && S->loop_fork_gen == sock::fork_generation_seen() ? S->loop.get() : nullptr;
-}
-
-sock::Loop& sched_loop(lua_State* L, Scheduler* S) {
+sock::Loop& sched_make_loop(lua_State* L, Scheduler* S) {
   if (S->loop && !sched_loop_here(S)) leave_parent_loop(L, S);
   if (!S->loop) {
     const char* name = S->backend_request;
@@ -162,26 +189,24 @@ static int wait_resumed(lua_State* L, int, lua_KContext ctx) {
   lua_settop(L, nargs);
   lua_checkstack(L, 4);
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
-  lua_pushlightuserdata(L, h);
-  lua_rawget(L, -2);
-  bool armed = lua_isthread(L, -1);
-  lua_pop(L, 1);
+  bool armed = false;
+  if (h->slot) {
+    lua_rawgeti(L, -1, h->slot);
+    armed = lua_isthread(L, -1);
+    lua_pop(L, 1);
+  }
   if (armed && h->kind->withdraw(S, L, h)) {
     // Its completion is still to come: until then the arguments (the
     // socket, the buffer the kernel may write into) stay anchored in the
     // thread's place.
-    lua_pushlightuserdata(L, h);
     lua_createtable(L, nargs, 0);
     for (int i = 1; i <= nargs; i++) {
       lua_pushvalue(L, i);
       lua_rawseti(L, -2, i);
     }
-    lua_rawset(L, -3);
+    lua_rawseti(L, -2, h->slot);
   } else if (armed) {
-    lua_pushlightuserdata(L, h);
-    lua_pushnil(L);
-    lua_rawset(L, -3);
-    S->waiting--;
+    clear_wait_slot(S, L, -1, h);
   }
   lua_pop(L, 1);
   return sock_error(L, "%s: this thread was resumed from outside the sock loop while it waited "
@@ -413,7 +438,7 @@ void sched_complete_wait(Scheduler* S, WaitHead* h, int (*push_results)(lua_Stat
   // is also the driver's anchor slot: pushing its results may run the
   // collector, and nothing else refers to it now.
   lua_checkstack(L, 6);
-  lua_State* co = sched_unwait(S, L, h);  // (or the arguments of a withdrawn wait, anchored on L meanwhile)
+  lua_State* co = unwait(S, L, h);  // (or the arguments of a withdrawn wait, anchored on L meanwhile)
   int anchor = top + 1;
   if (!co || !sched_in_wait(co, h)) {  // resumed from outside meanwhile: nobody to give results to
     if (undo) undo(ctx);
@@ -421,6 +446,10 @@ void sched_complete_wait(Scheduler* S, WaitHead* h, int (*push_results)(lua_Stat
     return;
   }
   int kept = yielded_count(co);
+  if (yielded_only_markers) {  // nothing push_results reads: gone first, which moves no result
+    lua_pop(co, kept);
+    kept = 0;
+  }
   lua_checkstack(co, 8);
   int nresults = push_results ? push_results(co, ctx) : 0;
   drop_kept(co, kept, nresults);  // only now: the kept arguments held what push_results read
@@ -872,6 +901,7 @@ static int l_sched_gc(lua_State* L) {
   if (S->loop && !sched_loop_here(S)) S->loop->poller().abandon();  // a fork's child
   S->loop.reset();
   std::vector<std::unique_ptr<sock::Loop>>().swap(S->parent_loops);
+  std::vector<int>().swap(S->free_wait_slots);
   S->recv_scratch.reset();
   sock_type_cache_close();
   return 0;

@@ -20,6 +20,7 @@
 
 #include "lua/compat.hpp"
 #include "sock/loop.hpp"
+#include "sock/process.hpp"
 
 struct WaitHead;
 
@@ -45,7 +46,13 @@ struct Scheduler {
   bool error_pending = false;    // a thread failed inside the loop; its error is on loop_L
   bool closed = false;           // the state is being closed
   bool polled = false;           // the loop has run at least once (else threads left waiting are worth a warning)
-  int waiting_ref = LUA_NOREF;   // {wait head (light userdata) = thread}: armed waits, their threads anchored
+  int waiting_ref = LUA_NOREF;   // {slot = thread}: armed waits (WaitHead::slot), their threads anchored
+  // The waiting table's keys: 1..wait_slots, the free ones listed here for
+  // reuse. Integer keys keep the table an array, which Lua reads and writes
+  // far faster than a hash keyed by each record's address. (Its capacity
+  // is kept at wait_slots, so giving a slot back never allocates.)
+  std::vector<int> free_wait_slots;
+  int wait_slots = 0;
   int nested_ref = LUA_NOREF;    // weak {coroutine = true}: cowrap/pcall coroutines that may do I/O
   int hooks_ref = LUA_NOREF;     // weak {thread = function}: sock.onthreadfinish
   int error_handler_ref = LUA_NOREF;
@@ -88,6 +95,7 @@ struct WaitHead {
   void* self = nullptr;          // the record that contains this head
   const char* fname = nullptr;   // the waiting function, for messages
   int frame_args = 0;            // 5.3+: the call's arguments, left in its frame below what it yields
+  int slot = 0;                  // while armed: its key in the waiting table (0: not in it)
 };
 
 // Markers a thread yields as its first value.
@@ -97,11 +105,6 @@ inline Scheduler* sched_of(lua_State* L) {
   return static_cast<Scheduler*>(lua_touserdata(L, lua_upvalueindex(1)));
 }
 
-// The loop, made on first use. Raises if no backend can be set up. In a
-// child of fork() it replaces the parent's loop with one of its own, or
-// raises if threads were waiting in the parent's.
-sock::Loop& sched_loop(lua_State* L, Scheduler* S);
-
 // How many fork()s separate this process from the one that loaded sock. A
 // pthread_atfork child handler counts them, so noticing that we are a fork's
 // child costs a load per operation rather than a getpid() syscall.
@@ -109,7 +112,19 @@ unsigned sched_fork_generation();
 
 // The loop if there is one this process may use, else null (callers fall
 // back to plain syscalls). Never raises: for close, shutdown and finalizers.
-sock::Loop* sched_loop_here(Scheduler* S);
+// (Inline, as sched_loop's first step: every operation asks.)
+inline sock::Loop* sched_loop_here(Scheduler* S) {
+  return S->loop && S->loop_fork_gen == sock::fork_generation_seen() ? S->loop.get() : nullptr;
+}
+
+// The loop, made on first use. Raises if no backend can be set up. In a
+// child of fork() it replaces the parent's loop with one of its own, or
+// raises if threads were waiting in the parent's.
+sock::Loop& sched_make_loop(lua_State* L, Scheduler* S);
+inline sock::Loop& sched_loop(lua_State* L, Scheduler* S) {
+  if (sock::Loop* loop = sched_loop_here(S)) return *loop;
+  return sched_make_loop(L, S);
+}
 
 // The cooperative budget. A thread whose operations keep completing at
 // once never waits, so without a budget it would hold the loop: no timer
