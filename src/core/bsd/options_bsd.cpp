@@ -12,7 +12,7 @@ namespace sock {
 namespace {
 
 using K = OptionKind;
-constexpr bool R = true, W = true, NO = false;
+constexpr bool R = true, W = true;
 
 // Within each level these follow the portable ones (options.cpp merges them).
 // Which of them a system has varies from one BSD (and release) to another,
