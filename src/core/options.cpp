@@ -2,6 +2,9 @@
 
 #include "sock/address.hpp"
 
+#include "options_os.hpp"
+
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cmath>
@@ -9,14 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-
-// Windows 10 1709 and later have the keep-alive trio; mingw-w64's headers
-// do not name them yet (the values are the Windows SDK's ws2ipdef.h ones).
-#if defined(_WIN32) && !defined(TCP_KEEPIDLE)
-#define TCP_KEEPIDLE 3
-#define TCP_KEEPCNT 16
-#define TCP_KEEPINTVL 17
-#endif
+#include <vector>
 
 namespace sock {
 
@@ -25,15 +21,14 @@ namespace {
 using K = OptionKind;
 constexpr bool R = true, W = true, NO = false;
 
+// The options every supported system has (Linux, macOS and the BSDs,
+// Windows); each system's own are in its options file (options_os.hpp).
 // Options that only configure what recvmsg() control messages carry
 // (ip_pktinfo, so_timestamp, ...) are left out: the library has no recvmsg
 // with control data, so from Lua they would do nothing.
-constexpr OptionInfo kOptions[] = {
+constexpr OptionInfo kPortableOptions[] = {
     // ---- SOL_SOCKET ----
     {"so_reuseaddr", SOL_SOCKET, SO_REUSEADDR, K::Bool, R, W},
-#ifdef SO_REUSEPORT  // (not on Windows)
-    {"so_reuseport", SOL_SOCKET, SO_REUSEPORT, K::Bool, R, W},
-#endif
     {"so_keepalive", SOL_SOCKET, SO_KEEPALIVE, K::Bool, R, W},
     {"so_linger", SOL_SOCKET, SO_LINGER, K::Linger, R, W},
     {"so_rcvbuf", SOL_SOCKET, SO_RCVBUF, K::Int, R, W},
@@ -49,74 +44,9 @@ constexpr OptionInfo kOptions[] = {
     {"so_error", SOL_SOCKET, SO_ERROR, K::Errno, R, NO},
     {"so_type", SOL_SOCKET, SO_TYPE, K::SockType, R, NO},
     {"so_acceptconn", SOL_SOCKET, SO_ACCEPTCONN, K::Bool, R, NO},
-#ifdef __linux__
-    {"so_domain", SOL_SOCKET, SO_DOMAIN, K::Family, R, NO},
-    {"so_protocol", SOL_SOCKET, SO_PROTOCOL, K::Protocol, R, NO},
-    {"so_rcvbufforce", SOL_SOCKET, SO_RCVBUFFORCE, K::Int, NO, W},
-    {"so_sndbufforce", SOL_SOCKET, SO_SNDBUFFORCE, K::Int, NO, W},
-    {"so_priority", SOL_SOCKET, SO_PRIORITY, K::Int, R, W},
-    {"so_mark", SOL_SOCKET, SO_MARK, K::Int, R, W},
-    {"so_bindtodevice", SOL_SOCKET, SO_BINDTODEVICE, K::String, R, W},
-    {"so_peercred", SOL_SOCKET, SO_PEERCRED, K::PeerCred, R, NO},
-    {"so_busy_poll", SOL_SOCKET, SO_BUSY_POLL, K::Int, R, W},
-    {"so_incoming_cpu", SOL_SOCKET, SO_INCOMING_CPU, K::Int, R, W},
-    {"so_max_pacing_rate", SOL_SOCKET, SO_MAX_PACING_RATE, K::UInt64, R, W},
-#ifdef SO_COOKIE
-    {"so_cookie", SOL_SOCKET, SO_COOKIE, K::UInt64, R, NO},
-#endif
-#ifdef SO_INCOMING_NAPI_ID
-    {"so_incoming_napi_id", SOL_SOCKET, SO_INCOMING_NAPI_ID, K::Int, R, NO},
-#endif
-#ifdef SO_PREFER_BUSY_POLL
-    {"so_prefer_busy_poll", SOL_SOCKET, SO_PREFER_BUSY_POLL, K::Bool, R, W},
-#endif
-#ifdef SO_BUSY_POLL_BUDGET
-    {"so_busy_poll_budget", SOL_SOCKET, SO_BUSY_POLL_BUDGET, K::Int, R, W},
-#endif
-#endif  // __linux__
 
     // ---- IPPROTO_TCP ----
     {"tcp_nodelay", IPPROTO_TCP, TCP_NODELAY, K::Bool, R, W},
-#ifdef TCP_MAXSEG  // (not on Windows)
-    {"tcp_maxseg", IPPROTO_TCP, TCP_MAXSEG, K::Int, R, W},
-#endif
-#ifdef __linux__
-    {"tcp_keepidle", IPPROTO_TCP, TCP_KEEPIDLE, K::Int, R, W},    // seconds
-    {"tcp_keepintvl", IPPROTO_TCP, TCP_KEEPINTVL, K::Int, R, W},  // seconds
-    {"tcp_keepcnt", IPPROTO_TCP, TCP_KEEPCNT, K::Int, R, W},
-    {"tcp_cork", IPPROTO_TCP, TCP_CORK, K::Bool, R, W},
-    {"tcp_quickack", IPPROTO_TCP, TCP_QUICKACK, K::Bool, R, W},
-    {"tcp_defer_accept", IPPROTO_TCP, TCP_DEFER_ACCEPT, K::Int, R, W},  // seconds
-    {"tcp_syncnt", IPPROTO_TCP, TCP_SYNCNT, K::Int, R, W},
-    {"tcp_linger2", IPPROTO_TCP, TCP_LINGER2, K::Int, R, W},  // seconds
-    {"tcp_window_clamp", IPPROTO_TCP, TCP_WINDOW_CLAMP, K::Int, R, W},
-    {"tcp_user_timeout", IPPROTO_TCP, TCP_USER_TIMEOUT, K::Int, R, W},  // milliseconds
-    {"tcp_congestion", IPPROTO_TCP, TCP_CONGESTION, K::String, R, W},
-    {"tcp_fastopen", IPPROTO_TCP, TCP_FASTOPEN, K::Int, R, W},  // queue length
-#ifdef TCP_FASTOPEN_CONNECT
-    {"tcp_fastopen_connect", IPPROTO_TCP, TCP_FASTOPEN_CONNECT, K::Bool, R, W},
-#endif
-    {"tcp_notsent_lowat", IPPROTO_TCP, TCP_NOTSENT_LOWAT, K::Int, R, W},
-    {"tcp_thin_linear_timeouts", IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, K::Bool, R, W},
-#else  // the BSDs, macOS and Windows: the keep-alive trio, under macOS's own name for the first
-#if defined(TCP_KEEPIDLE)
-    {"tcp_keepidle", IPPROTO_TCP, TCP_KEEPIDLE, K::Int, R, W},  // seconds
-#elif defined(TCP_KEEPALIVE)
-    {"tcp_keepidle", IPPROTO_TCP, TCP_KEEPALIVE, K::Int, R, W},  // seconds (macOS)
-#endif
-#ifdef TCP_KEEPINTVL
-    {"tcp_keepintvl", IPPROTO_TCP, TCP_KEEPINTVL, K::Int, R, W},  // seconds
-#endif
-#ifdef TCP_KEEPCNT
-    {"tcp_keepcnt", IPPROTO_TCP, TCP_KEEPCNT, K::Int, R, W},
-#endif
-#ifdef TCP_FASTOPEN
-    {"tcp_fastopen", IPPROTO_TCP, TCP_FASTOPEN, K::Int, R, W},
-#endif
-#ifdef TCP_NOTSENT_LOWAT
-    {"tcp_notsent_lowat", IPPROTO_TCP, TCP_NOTSENT_LOWAT, K::Int, R, W},
-#endif
-#endif  // __linux__
 
     // ---- IPPROTO_IP ----
     {"ip_ttl", IPPROTO_IP, IP_TTL, K::Int, R, W},
@@ -133,16 +63,6 @@ constexpr OptionInfo kOptions[] = {
      NO, W},
     {"ip_block_source", IPPROTO_IP, IP_BLOCK_SOURCE, K::SourceMembership4, NO, W},
     {"ip_unblock_source", IPPROTO_IP, IP_UNBLOCK_SOURCE, K::SourceMembership4, NO, W},
-#ifdef __linux__
-    {"ip_recverr", IPPROTO_IP, IP_RECVERR, K::Bool, R, W},
-    {"ip_freebind", IPPROTO_IP, IP_FREEBIND, K::Bool, R, W},
-    {"ip_transparent", IPPROTO_IP, IP_TRANSPARENT, K::Bool, R, W},
-    {"ip_bind_address_no_port", IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, K::Bool, R, W},
-    {"ip_multicast_all", IPPROTO_IP, IP_MULTICAST_ALL, K::Bool, R, W},
-    {"ip_nodefrag", IPPROTO_IP, IP_NODEFRAG, K::Bool, R, W},
-    {"ip_mtu_discover", IPPROTO_IP, IP_MTU_DISCOVER, K::Int, R, W},  // IP_PMTUDISC_*
-    {"ip_mtu", IPPROTO_IP, IP_MTU, K::Int, R, NO},                   // connected sockets
-#endif
 
     // ---- IPPROTO_IPV6 ----
     {"ipv6_v6only", IPPROTO_IPV6, IPV6_V6ONLY, K::Bool, R, W},
@@ -153,21 +73,34 @@ constexpr OptionInfo kOptions[] = {
     {"ipv6_join_group", IPPROTO_IPV6, IPV6_JOIN_GROUP, K::Membership6, NO, W},
     {"ipv6_leave_group", IPPROTO_IPV6, IPV6_LEAVE_GROUP, K::Membership6, NO, W},
     {"ipv6_tclass", IPPROTO_IPV6, IPV6_TCLASS, K::Int, R, W},
-#ifdef __linux__
-    {"ipv6_recverr", IPPROTO_IPV6, IPV6_RECVERR, K::Bool, R, W},
-    {"ipv6_mtu_discover", IPPROTO_IPV6, IPV6_MTU_DISCOVER, K::Int, R, W},
-    {"ipv6_mtu", IPPROTO_IPV6, IPV6_MTU, K::Int, R, NO},
-    {"ipv6_transparent", IPPROTO_IPV6, IPV6_TRANSPARENT, K::Bool, R, W},
-#ifdef IPV6_FREEBIND
-    {"ipv6_freebind", IPPROTO_IPV6, IPV6_FREEBIND, K::Bool, R, W},
-#endif
-#ifdef IPV6_MULTICAST_ALL
-    {"ipv6_multicast_all", IPPROTO_IPV6, IPV6_MULTICAST_ALL, K::Bool, R, W},
-#endif
-#endif
 };
 
-constexpr size_t kOptionCount = sizeof(kOptions) / sizeof(kOptions[0]);
+// Where a level's options go in the full table: in the order of the
+// sections above, so that a listing reads level by level.
+int level_rank(int level) {
+  if (level == SOL_SOCKET) return 0;
+  if (level == IPPROTO_TCP) return 1;
+  if (level == IPPROTO_IP) return 2;
+  if (level == IPPROTO_IPV6) return 3;
+  return 4;
+}
+
+// The portable options and this OS's, each level's portable ones first. One
+// array, made once, because option_table() hands out a pointer and a count,
+// and a lookup answers with pointers into that same array.
+const std::vector<OptionInfo>& all_options() {
+  static const std::vector<OptionInfo> table = [] {
+    size_t os_count = 0;
+    const OptionInfo* os_options = os_option_table(&os_count);
+    std::vector<OptionInfo> merged(std::begin(kPortableOptions), std::end(kPortableOptions));
+    merged.insert(merged.end(), os_options, os_options + os_count);
+    std::stable_sort(merged.begin(), merged.end(), [](const OptionInfo& a, const OptionInfo& b) {
+      return level_rank(a.level) < level_rank(b.level);
+    });
+    return merged;
+  }();
+  return table;
+}
 
 // Other spellings people bring from the C headers.
 struct Alias {
@@ -183,15 +116,17 @@ constexpr Alias kAliases[] = {
 constexpr const char* kPrefixes[] = {"so_", "tcp_", "ip_", "ipv6_"};
 
 const OptionInfo* find_exact(std::string_view name) {
-  for (const auto& option : kOptions)
+  for (const auto& option : all_options())
     if (name == option.name) return &option;
   for (const auto& alias : kAliases)
     if (name == alias.alias) return find_exact(alias.canonical);
   return nullptr;
 }
 
-// Interface by address ("192.0.2.1", IPv4 only), decimal index or name.
-// Fills whichever applies; 0, -EINVAL or -ENODEV.
+}  // namespace
+
+// (Declared in options_os.hpp: the OS files use these too.)
+
 int parse_interface(std::string_view iface, in_addr* address, unsigned* index) {
   if (address) address->s_addr = htonl(INADDR_ANY);
   *index = 0;
@@ -228,26 +163,28 @@ bool parse_ip(int af, std::string_view text, void* out) {
 }
 
 // (Winsock's setsockopt/getsockopt take char pointers; POSIX's take void.)
-int set_raw(socket_t fd, const OptionInfo& option, const void* data, socklen_t len) {
+int set_raw_option(socket_t fd, const OptionInfo& option, const void* data, socklen_t len) {
   return setsockopt(fd, option.level, option.optname, static_cast<const char*>(data), len) == 0 ? 0
                                                                                               : -last_socket_error();
 }
 
+int get_raw_option(socket_t fd, const OptionInfo& option, void* data, socklen_t* len) {
+  return getsockopt(fd, option.level, option.optname, static_cast<char*>(data), len) == 0 ? 0
+                                                                                         : -last_socket_error();
+}
+
+namespace {
+
 int set_int(socket_t fd, const OptionInfo& option, long long value) {
   if (value < INT_MIN || value > INT_MAX) return -EINVAL;
   int v = int(value);
-  return set_raw(fd, option, &v, sizeof v);
-}
-
-int get_raw(socket_t fd, const OptionInfo& option, void* data, socklen_t* len) {
-  return getsockopt(fd, option.level, option.optname, static_cast<char*>(data), len) == 0 ? 0
-                                                                                         : -last_socket_error();
+  return set_raw_option(fd, option, &v, sizeof v);
 }
 
 int get_int(socket_t fd, const OptionInfo& option, long long* out) {
   int v = 0;
   socklen_t len = sizeof v;
-  if (int err = get_raw(fd, option, &v, &len)) return err;
+  if (int err = get_raw_option(fd, option, &v, &len)) return err;
   // A few IP options answer with one byte when they can; read what came.
   *out = len == 1 ? (long long)*reinterpret_cast<unsigned char*>(&v) : (long long)v;
   return 0;
@@ -256,8 +193,9 @@ int get_int(socket_t fd, const OptionInfo& option, long long* out) {
 }  // namespace
 
 const OptionInfo* option_table(size_t* count) {
-  *count = kOptionCount;
-  return kOptions;
+  const std::vector<OptionInfo>& table = all_options();
+  *count = table.size();
+  return table.data();
 }
 
 OptionLookup lookup_option(std::string_view name) {
@@ -300,21 +238,13 @@ int set_option(socket_t fd, const OptionInfo& option, const OptionValue& value) 
     case K::UInt64: {
       if (value.integer < 0) return -EINVAL;
       uint64_t v = uint64_t(value.integer);
-      return set_raw(fd, option, &v, sizeof v);
+      return set_raw_option(fd, option, &v, sizeof v);
     }
     case K::Seconds: {
       double s = value.seconds;
       if (!(s >= 0)) return -EINVAL;  // negative or NaN
       if (s > 1e12) s = 1e12;         // far beyond what the kernel distinguishes
-#ifdef _WIN32  // Winsock's timeouts are a DWORD of milliseconds
-      DWORD ms = s * 1000 >= 4294967295.0 ? DWORD(4294967295u) : DWORD(s * 1000);
-      return set_raw(fd, option, &ms, sizeof ms);
-#else
-      timeval tv;
-      tv.tv_sec = time_t(s);
-      tv.tv_usec = suseconds_t((s - double(tv.tv_sec)) * 1e6);
-      return set_raw(fd, option, &tv, sizeof tv);
-#endif
+      return set_seconds_option(fd, option, s);
     }
     case K::Linger: {
       linger l;
@@ -324,34 +254,15 @@ int set_option(socket_t fd, const OptionInfo& option, const OptionValue& value) 
         return -EINVAL;
       l.l_onoff = value.flag ? 1 : 0;
       l.l_linger = value.flag ? decltype(l.l_linger)(value.integer) : 0;
-      return set_raw(fd, option, &l, sizeof l);
+      return set_raw_option(fd, option, &l, sizeof l);
     }
     case K::String: {
       std::string_view s = value.text;
       if (std::memchr(s.data(), '\0', s.size())) return -EINVAL;
-#ifdef SO_BINDTODEVICE
-      // The kernel would quietly cut a long name and maybe bind elsewhere.
-      if (option.level == SOL_SOCKET && option.optname == SO_BINDTODEVICE &&
-          s.size() >= IF_NAMESIZE)
-        return -ENODEV;
-#endif
-      return set_raw(fd, option, s.data(), socklen_t(s.size()));
+      if (int err = check_string_option(option, s)) return err;
+      return set_raw_option(fd, option, s.data(), socklen_t(s.size()));
     }
-    case K::Ipv4Interface: {
-#ifdef __linux__
-      ip_mreqn req{};
-      unsigned index;
-      if (int err = parse_interface(value.text, &req.imr_address, &index)) return err;
-      req.imr_ifindex = int(index);
-      return set_raw(fd, option, &req, sizeof req);
-#else
-      in_addr addr{};
-      unsigned index;
-      if (int err = parse_interface(value.text, &addr, &index)) return err;
-      if (index) return -EINVAL;  // only Linux takes an interface index here
-      return set_raw(fd, option, &addr, sizeof addr);
-#endif
-    }
+    case K::Ipv4Interface: return set_ipv4_interface_option(fd, option, value.text);
     case K::InterfaceIndex: {
       unsigned index = 0;
       if (!value.text.empty()) {
@@ -361,22 +272,7 @@ int set_option(socket_t fd, const OptionInfo& option, const OptionValue& value) 
       if (value.integer < 0) return -EINVAL;
       return set_int(fd, option, value.integer);
     }
-    case K::Membership4: {
-#ifdef __linux__
-      ip_mreqn req{};
-      if (!parse_ip(AF_INET, value.text, &req.imr_multiaddr)) return -EINVAL;
-      unsigned index;
-      if (int err = parse_interface(value.iface, &req.imr_address, &index)) return err;
-      req.imr_ifindex = int(index);
-#else
-      ip_mreq req{};
-      if (!parse_ip(AF_INET, value.text, &req.imr_multiaddr)) return -EINVAL;
-      unsigned index;
-      if (int err = parse_interface(value.iface, &req.imr_interface, &index)) return err;
-      if (index) return -EINVAL;
-#endif
-      return set_raw(fd, option, &req, sizeof req);
-    }
+    case K::Membership4: return set_membership4_option(fd, option, value.text, value.iface);
     case K::SourceMembership4: {
       ip_mreq_source req{};
       if (!parse_ip(AF_INET, value.text, &req.imr_multiaddr)) return -EINVAL;
@@ -384,7 +280,7 @@ int set_option(socket_t fd, const OptionInfo& option, const OptionValue& value) 
       unsigned index;
       if (int err = parse_interface(value.iface, &req.imr_interface, &index)) return err;
       if (index) return -EINVAL;  // this request names the interface by address only
-      return set_raw(fd, option, &req, sizeof req);
+      return set_raw_option(fd, option, &req, sizeof req);
     }
     case K::Membership6: {
       ipv6_mreq req{};
@@ -392,7 +288,7 @@ int set_option(socket_t fd, const OptionInfo& option, const OptionValue& value) 
       unsigned index;
       if (int err = parse_interface(value.iface, nullptr, &index)) return err;
       req.ipv6mr_interface = index;
-      return set_raw(fd, option, &req, sizeof req);
+      return set_raw_option(fd, option, &req, sizeof req);
     }
     case K::Errno:
     case K::SockType:
@@ -414,9 +310,7 @@ int get_option(socket_t fd, const OptionInfo& option, OptionValue& value) {
     }
     case K::Errno: {
       int err = get_int(fd, option, &value.integer);
-#ifdef _WIN32  // SO_ERROR holds a Winsock code (WSAECONNREFUSED...), not an errno value
-      if (err == 0 && value.integer != 0) value.integer = wsa_errno((int)value.integer);
-#endif
+      if (err == 0 && value.integer != 0) value.integer = socket_error_as_errno(value.integer);
       return err;
     }
     case K::Int:
@@ -427,7 +321,7 @@ int get_option(socket_t fd, const OptionInfo& option, OptionValue& value) {
     case K::UInt64: {
       unsigned char buf[8] = {};
       socklen_t len = sizeof buf;
-      if (int err = get_raw(fd, option, buf, &len)) return err;
+      if (int err = get_raw_option(fd, option, buf, &len)) return err;
       if (len == sizeof(uint32_t)) {
         uint32_t v;
         std::memcpy(&v, buf, sizeof v);
@@ -440,52 +334,27 @@ int get_option(socket_t fd, const OptionInfo& option, OptionValue& value) {
       }
       return 0;
     }
-    case K::Seconds: {
-#ifdef _WIN32
-      DWORD ms = 0;
-      socklen_t len = sizeof ms;
-      if (int err = get_raw(fd, option, &ms, &len)) return err;
-      value.seconds = double(ms) / 1000;
-#else
-      timeval tv{};
-      socklen_t len = sizeof tv;
-      if (int err = get_raw(fd, option, &tv, &len)) return err;
-      value.seconds = double(tv.tv_sec) + double(tv.tv_usec) / 1e6;
-#endif
-      return 0;
-    }
+    case K::Seconds: return get_seconds_option(fd, option, &value.seconds);
     case K::Linger: {
       linger l{};
       socklen_t len = sizeof l;
-      if (int err = get_raw(fd, option, &l, &len)) return err;
+      if (int err = get_raw_option(fd, option, &l, &len)) return err;
       value.flag = l.l_onoff != 0;
       value.integer = l.l_linger;
       return 0;
     }
     case K::String: {
       socklen_t len = sizeof(value.result) - 1;
-      if (int err = get_raw(fd, option, value.result, &len)) return err;
+      if (int err = get_raw_option(fd, option, value.result, &len)) return err;
       if ((size_t)len > sizeof(value.result) - 1) len = sizeof(value.result) - 1;
       value.result[len] = '\0';
       return 0;
     }
-    case K::PeerCred: {
-#ifdef SO_PEERCRED
-      ucred cred{};
-      socklen_t len = sizeof cred;
-      if (int err = get_raw(fd, option, &cred, &len)) return err;
-      value.cred.pid = cred.pid;
-      value.cred.uid = cred.uid;
-      value.cred.gid = cred.gid;
-      return 0;
-#else
-      return -ENOPROTOOPT;
-#endif
-    }
+    case K::PeerCred: return get_peer_credentials(fd, option, &value.cred);
     case K::Ipv4Interface: {
       in_addr addr{};
       socklen_t len = sizeof addr;
-      if (int err = get_raw(fd, option, &addr, &len)) return err;
+      if (int err = get_raw_option(fd, option, &addr, &len)) return err;
       if (!sock::inet_ntop(AF_INET, &addr, value.result, sizeof value.result)) return -EINVAL;
       return 0;
     }

@@ -15,8 +15,8 @@
 using namespace sock;
 
 // The keep-alive timing options (tcp_keepidle, tcp_keepintvl, tcp_keepcnt)
-// are in the table on Linux, on Windows (options.cpp names them where
-// mingw-w64's headers do not) and where the system headers have them.
+// are in the table on Linux, on Windows (win/options_win.cpp names them
+// where mingw-w64's headers do not) and where the system headers have them.
 #if defined(__linux__) || defined(_WIN32) || defined(TCP_KEEPIDLE) || defined(TCP_KEEPALIVE)
 #define HAVE_TCP_KEEP_TIMING 1
 #else
@@ -313,7 +313,7 @@ TEST_CASE("multicast membership on loopback", "[options]") {
   v.text = "239.1.2.3";
 #if defined(__linux__)
   v.iface = "lo";
-#else  // ip_mreq: the interface by its address only (see options.cpp)
+#else  // ip_mreq: the interface by its address only (see options_os.hpp)
   v.iface = "127.0.0.1";
 #endif
   int rc = set_option(udp.fd, option("ip_add_membership"), v);
