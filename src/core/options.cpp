@@ -173,6 +173,24 @@ int get_raw_option(socket_t fd, const OptionInfo& option, void* data, socklen_t*
                                                                                          : -last_socket_error();
 }
 
+int set_ipv4_interface_by_address(socket_t fd, const OptionInfo& option, std::string_view iface) {
+  in_addr addr{};
+  unsigned index;
+  if (int err = parse_interface(iface, &addr, &index)) return err;
+  if (index) return -EINVAL;  // only Linux takes an interface index here
+  return set_raw_option(fd, option, &addr, sizeof addr);
+}
+
+int set_membership4_by_address(socket_t fd, const OptionInfo& option, std::string_view group,
+                                std::string_view iface) {
+  ip_mreq req{};
+  if (!parse_ip(AF_INET, group, &req.imr_multiaddr)) return -EINVAL;
+  unsigned index;
+  if (int err = parse_interface(iface, &req.imr_interface, &index)) return err;
+  if (index) return -EINVAL;  // ip_mreq names the interface by address only
+  return set_raw_option(fd, option, &req, sizeof req);
+}
+
 namespace {
 
 int set_int(socket_t fd, const OptionInfo& option, long long value) {

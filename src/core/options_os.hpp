@@ -28,7 +28,14 @@ int parse_interface(std::string_view iface, in_addr* address, unsigned* index);
 // An address of family `af` (AF_INET, AF_INET6) into `out`; false if malformed.
 bool parse_ip(int af, std::string_view text, void* out);
 
-// ---- from the OS's own file ----------------------------------------------
+// K::Ipv4Interface and K::Membership4 where the requests name the interface
+// by address only (an in_addr, an ip_mreq: the BSDs, macOS, Windows); an
+// index is -EINVAL.
+int set_ipv4_interface_by_address(socket_t fd, const OptionInfo& option, std::string_view iface);
+int set_membership4_by_address(socket_t fd, const OptionInfo& option, std::string_view group,
+                               std::string_view iface);
+
+// ---- from the OS's own file (K::Seconds on POSIX: unix/option_seconds.cpp) ----------------------------------------------
 
 // The options this OS has beyond the portable table in options.cpp. The
 // lookup and option_table() see both; within each level, these come after

@@ -3,7 +3,6 @@
 // SO_PEERCRED). See options_os.hpp.
 #include "../options_os.hpp"
 
-#include <sys/time.h>
 
 #include <cerrno>
 
@@ -54,38 +53,14 @@ const OptionInfo* os_option_table(size_t* count) {
   return kBsdOptions;
 }
 
-int set_seconds_option(socket_t fd, const OptionInfo& option, double seconds) {
-  timeval tv;
-  tv.tv_sec = time_t(seconds);
-  tv.tv_usec = suseconds_t((seconds - double(tv.tv_sec)) * 1e6);
-  return set_raw_option(fd, option, &tv, sizeof tv);
-}
 
-int get_seconds_option(socket_t fd, const OptionInfo& option, double* seconds) {
-  timeval tv{};
-  socklen_t len = sizeof tv;
-  if (int err = get_raw_option(fd, option, &tv, &len)) return err;
-  *seconds = double(tv.tv_sec) + double(tv.tv_usec) / 1e6;
-  return 0;
-}
-
-// IP_MULTICAST_IF takes an in_addr: the interface by address only.
+// IP_MULTICAST_IF and the memberships name the interface by address only.
 int set_ipv4_interface_option(socket_t fd, const OptionInfo& option, std::string_view iface) {
-  in_addr addr{};
-  unsigned index;
-  if (int err = parse_interface(iface, &addr, &index)) return err;
-  if (index) return -EINVAL;  // only Linux takes an interface index here
-  return set_raw_option(fd, option, &addr, sizeof addr);
+  return set_ipv4_interface_by_address(fd, option, iface);
 }
-
 int set_membership4_option(socket_t fd, const OptionInfo& option, std::string_view group,
                            std::string_view iface) {
-  ip_mreq req{};
-  if (!parse_ip(AF_INET, group, &req.imr_multiaddr)) return -EINVAL;
-  unsigned index;
-  if (int err = parse_interface(iface, &req.imr_interface, &index)) return err;
-  if (index) return -EINVAL;  // ip_mreq names the interface by address only
-  return set_raw_option(fd, option, &req, sizeof req);
+  return set_membership4_by_address(fd, option, group, iface);
 }
 
 // No option in the table has this kind here (so_peercred is Linux's).

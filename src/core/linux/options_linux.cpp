@@ -3,7 +3,6 @@
 // See options_os.hpp.
 #include "../options_os.hpp"
 
-#include <sys/time.h>
 
 #include <cerrno>
 
@@ -91,21 +90,6 @@ constexpr OptionInfo kLinuxOptions[] = {
 const OptionInfo* os_option_table(size_t* count) {
   *count = sizeof(kLinuxOptions) / sizeof(kLinuxOptions[0]);
   return kLinuxOptions;
-}
-
-int set_seconds_option(socket_t fd, const OptionInfo& option, double seconds) {
-  timeval tv;
-  tv.tv_sec = time_t(seconds);
-  tv.tv_usec = suseconds_t((seconds - double(tv.tv_sec)) * 1e6);
-  return set_raw_option(fd, option, &tv, sizeof tv);
-}
-
-int get_seconds_option(socket_t fd, const OptionInfo& option, double* seconds) {
-  timeval tv{};
-  socklen_t len = sizeof tv;
-  if (int err = get_raw_option(fd, option, &tv, &len)) return err;
-  *seconds = double(tv.tv_sec) + double(tv.tv_usec) / 1e6;
-  return 0;
 }
 
 // ip_mreqn: the interface by address or by index, whichever was given.

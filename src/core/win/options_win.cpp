@@ -60,23 +60,14 @@ int get_seconds_option(socket_t fd, const OptionInfo& option, double* seconds) {
   return 0;
 }
 
-// IP_MULTICAST_IF takes an in_addr: the interface by address only.
-int set_ipv4_interface_option(socket_t fd, const OptionInfo& option, std::string_view iface) {
-  in_addr addr{};
-  unsigned index;
-  if (int err = parse_interface(iface, &addr, &index)) return err;
-  if (index) return -EINVAL;  // only Linux takes an interface index here
-  return set_raw_option(fd, option, &addr, sizeof addr);
-}
 
+// IP_MULTICAST_IF and the memberships name the interface by address only.
+int set_ipv4_interface_option(socket_t fd, const OptionInfo& option, std::string_view iface) {
+  return set_ipv4_interface_by_address(fd, option, iface);
+}
 int set_membership4_option(socket_t fd, const OptionInfo& option, std::string_view group,
                            std::string_view iface) {
-  ip_mreq req{};
-  if (!parse_ip(AF_INET, group, &req.imr_multiaddr)) return -EINVAL;
-  unsigned index;
-  if (int err = parse_interface(iface, &req.imr_interface, &index)) return err;
-  if (index) return -EINVAL;  // ip_mreq names the interface by address only
-  return set_raw_option(fd, option, &req, sizeof req);
+  return set_membership4_by_address(fd, option, group, iface);
 }
 
 // No option in the table has this kind here (so_peercred is Linux's).
