@@ -26,7 +26,10 @@ class Loop {
 
   // The same through the backend, which may serve the op from what it
   // already holds (see Poller::try_now).
-  bool try_op(Operation& op) { return poller_->try_now(op); }
+  bool try_op(Operation& op) {
+    op.tried = true;
+    return poller_->try_now(op);
+  }
 
   // Wait for `op` (which would block) to finish; `expires` is a deadline in
   // monotonic seconds, or < 0 for none. Returns 0 (op.on_complete will be

@@ -78,6 +78,7 @@ struct Operation {
   long result = 0;     // >= 0 success value, < 0 is -code (errno or sock::ERR_*)
   bool eof = false;    // recv_all: the stream ended before `len` bytes
   bool pending = false;
+  bool tried = false;  // its syscall was tried once (Loop::try_op) before it waits
   int cancel_code = 0; // why the op was cancelled (ETIMEDOUT, ERR_CLOSED), 0 if not
 
   // Completion: called from Loop::run_once once the op has finished.
@@ -110,6 +111,7 @@ struct Operation {
     done = 0;
     result = 0;
     eof = false;
+    tried = false;
     cancel_code = 0;
     on_complete = nullptr;
     owner = nullptr;

@@ -134,11 +134,16 @@ static ExpiresAndFlags opt_expires_flags(lua_State* L, int idx, const char* fnam
 // a completion backend, a stream recv right after a short one would almost
 // surely find nothing, so it goes to the kernel directly; on epoll, a recv
 // whose queue the backend saw run dry with no data come since (known_empty)
-// would surely find nothing, and waits at once. A deadline already past
-// still gets its one try.
+// would surely find nothing, and waits at once; on io_uring a stream send
+// joins the turn's one submission (Poller::sends_untried). A deadline
+// already past still gets its one try.
 static bool should_try_first(Scheduler* S, const LuaWait& w) {
-  if (w.op.kind != sock::OpKind::recv || !S->loop) return true;
-  return !sock_lua_recv_waits_first(S->loop->poller(), w.op, w.last_short, w.expires);
+  if (!S->loop) return true;
+  const sock::Poller& poller = S->loop->poller();
+  if (w.op.kind == sock::OpKind::send_all && poller.sends_untried(w.op))
+    return w.expires >= 0 && w.expires <= sock::monotonic_now();
+  if (w.op.kind != sock::OpKind::recv) return true;
+  return !sock_lua_recv_waits_first(poller, w.op, w.last_short, w.expires);
 }
 
 static void note_recv_length(LuaWait& w) {
@@ -319,11 +324,26 @@ static bool try_before_wait(Scheduler* S, sock::Loop& loop, LuaWait& w) {
   return false;
 }
 
+// A caller that is not its sock thread's own (L != S->current) may wait
+// only if sock made its coroutine; else the call raises. It raises only if
+// the op would wait, though: one whose try was skipped (should_try_first)
+// is tried now. True when that try finished it (result in w.op).
+static bool finished_in_caller(lua_State* L, Scheduler* S, sock::Loop& loop, LuaWait& w, const char* fname) {
+  if (L == S->current || sched_can_wait(L, S)) return false;
+  if (!w.defer && !w.op.tried && loop.try_op(w.op)) {
+    note_recv_length(w);
+    return true;
+  }
+  sched_check_can_wait(L, S, fname);  // raises
+  return false;
+}
+
 int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, const char* fname) {
   Scheduler* S = ls->sched;
   sock::Loop& loop = sched_loop(L, S);
   if (try_before_wait(S, loop, w)) return w.push_results(L, w);
-  if (L != S->current) sched_check_can_wait(L, S, fname);  // (recv and send check it only now)
+  // (recv and send check whether they may wait only now)
+  if (finished_in_caller(L, S, loop, w, fname)) return w.push_results(L, w);
   return sched_wait(L, S, &w.head, &op_kind, &w, fname);
 }
 
@@ -1172,7 +1192,7 @@ static int l_fast_wait(lua_State* L) {
   if (!fname || sock_lua_busy(w)) return sock_error(L, "_fast_wait: no operation is waiting to start");
   w.fast_fname = nullptr;
   Scheduler* S = ls->sched;
-  if (L != S->current) sched_check_can_wait(L, S, fname);
+  if (finished_in_caller(L, S, sched_loop(L, S), w, fname)) return w.push_results(L, w);
   return sched_wait(L, S, &w.head, &op_kind, &w, fname);
 }
 

@@ -161,8 +161,8 @@ void sched_check_thread(lua_State* L, Scheduler* S, const char* fname) {
   sched_check_can_wait(L, S, fname);
 }
 
-void sched_check_can_wait(lua_State* L, Scheduler* S, const char* fname) {
-  if (L == S->current) return;
+bool sched_can_wait(lua_State* L, Scheduler* S) {
+  if (L == S->current) return true;
   // A coroutine inside a sock thread may wait only if sock made it
   // (sock.cowrap, sock.pcall), since only those pass the wait through.
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->nested_ref);
@@ -170,7 +170,12 @@ void sched_check_can_wait(lua_State* L, Scheduler* S, const char* fname) {
   lua_rawget(L, -2);
   bool nested = lua_toboolean(L, -1);
   lua_pop(L, 2);
-  if (!nested) sock_error(L, "%s: cannot wait inside a plain coroutine; use sock.cowrap or sock.newthread", fname);
+  return nested;
+}
+
+void sched_check_can_wait(lua_State* L, Scheduler* S, const char* fname) {
+  if (!sched_can_wait(L, S))
+    sock_error(L, "%s: cannot wait inside a plain coroutine; use sock.cowrap or sock.newthread", fname);
 }
 
 #if LUA_VERSION_NUM >= 503

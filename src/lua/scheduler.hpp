@@ -169,6 +169,7 @@ void sched_check_thread(lua_State* L, Scheduler* S, const char* fname);
 // tell without the running coroutine, which its compiled code cannot get);
 // the second, before a wait, raises "cannot wait inside a plain coroutine".
 void sched_check_in_thread(lua_State* L, Scheduler* S, const char* fname);  // S->current is set
+bool sched_can_wait(lua_State* L, Scheduler* S);  // L is the running sock thread, or sock made L
 void sched_check_can_wait(lua_State* L, Scheduler* S, const char* fname);   // L is it, or sock made L
 
 // Yield the current thread to wait on the record `h` (of kind `kind`).

@@ -758,3 +758,63 @@ TEST_CASE("uring: a turn's requests go to the kernel in one io_uring_enter", "[u
   // Completions came back in at most a few turns, one enter each.
   REQUIRE(loop.poller().stats().enters - enters <= 4);
 }
+
+TEST_CASE("uring: a small stream send goes to the kernel untried, a large one is tried first", "[uring]") {
+  Loop loop(uring());
+  Pair pair;
+  static char big[64 * 1024];
+  Operation wr;
+  init_op(wr, OpKind::send_all, pair.a.io, big, sizeof big);
+  CHECK_FALSE(loop.poller().sends_untried(wr));
+  char msg[] = "hello";
+  init_op(wr, OpKind::send_all, pair.a.io, msg, 5);
+  REQUIRE(loop.poller().sends_untried(wr));
+  // Untried (op.tried false): one request, which the kernel tries when the
+  // turn submits it -- no waiting for room first, and nothing sent before.
+  completions = 0;
+  uint64_t before = loop.poller().stats().requests;
+  REQUIRE(loop.start(wr, monotonic_now() + 5) == 0);
+  pollfd pfd{pair.b.fd(), POLLIN, 0};
+  REQUIRE(::poll(&pfd, 1, 0) == 0);
+  run_until(loop, 1);
+  REQUIRE(wr.result == 5);
+  REQUIRE(loop.poller().stats().requests == before + 1);
+  char got[8];
+  REQUIRE(::recv(pair.b.fd(), got, sizeof got, 0) == 5);
+  REQUIRE(std::memcmp(got, "hello", 5) == 0);
+}
+
+TEST_CASE("uring: an untried send into a full socket waits for room and loses nothing", "[uring]") {
+  Loop loop(uring());
+  Pair pair;
+  // Fill a's send buffer (and b's receive buffer) with 'x'.
+  std::string fill(4096, 'x');
+  size_t filled = 0;
+  for (;;) {
+    ssize_t n = ::send(pair.a.fd(), fill.data(), fill.size(), MSG_DONTWAIT);
+    if (n < 0) break;
+    filled += (size_t)n;
+  }
+  REQUIRE(errno == EAGAIN);
+  char msg[] = "the end";
+  Operation wr;
+  init_op(wr, OpKind::send_all, pair.a.io, msg, 7);
+  completions = 0;
+  REQUIRE(loop.start(wr, monotonic_now() + 5) == 0);
+  REQUIRE(loop.run_once(0) >= 0);
+  REQUIRE(completions == 0);  // no room: it waits in the kernel
+  // Drain b until the message's end has come, in order, after every 'x'.
+  std::string got;
+  double start = monotonic_now();
+  while (got.size() < filled + 7 && monotonic_now() - start < 5) {
+    char buf[65536];
+    ssize_t n = ::recv(pair.b.fd(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) got.append(buf, (size_t)n);
+    REQUIRE(loop.run_once(0) >= 0);
+  }
+  run_until(loop, 1);
+  REQUIRE(wr.result == 7);
+  REQUIRE(got.size() == filled + 7);
+  REQUIRE(got.find_first_not_of('x') == filled);
+  REQUIRE(got.substr(filled) == "the end");
+}

@@ -170,6 +170,18 @@ T.test('a recv past its deadline still tries once: data sent meanwhile comes', f
 	s:close()
 end)
 
+-- (io_uring hands a small send to the kernel untried, with the turn's one
+-- submission: not one whose deadline has passed, which could then not start)
+T.test('a send past its deadline still tries once: with room, it is sent', function()
+	local c, s = T.tcp_pair()
+	local buf = sock.buffer(16)
+	T.eq(c:send('late', nil, sock.clock() - 10), true)
+	assert(s:recvn(buf, 4, T.deadline()))
+	T.eq(buf:tostring(1, 4), 'late')
+	c:close()
+	s:close()
+end)
+
 T.test('recv returns 0 at end of stream; recvn reports eof with the partial length', function()
 	local c, s = T.tcp_pair()
 	assert(c:send('abc'))

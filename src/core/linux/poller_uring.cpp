@@ -74,6 +74,9 @@ constexpr size_t max_request_len = size_t(1) << 30;
 // the multishot is stopped, leaving the rest in the kernel's backlog.
 constexpr size_t max_ready_accepts = 64;
 
+// The largest stream send handed to the kernel untried (see sends_untried).
+constexpr size_t max_untried_send = 16 * 1024;
+
 // One listener's multishot accept and the connections it took that no
 // accept op has asked for yet.
 struct AcceptQueue {
@@ -164,6 +167,12 @@ class UringPoller final : public Poller {
 
   const char* name() const override { return "io_uring"; }
   bool completes_ops() const override { return true; }
+  // Small sends only: a large one is better started at once, and measured
+  // slower through the ring (bulk echo of 64 KiB chunks: 0.8x the rate at
+  // 1.2x the CPU per MB); its syscall is small next to its bytes anyway. Not
+  // once a host drives the loop (eager_): each request is then submitted on
+  // its own, and the send would cost its syscall all the same.
+  bool sends_untried(const Operation& op) const override { return !eager_ && op.len <= max_untried_send; }
 
   int fd() const override {
     // A host watching this fd calls us only when it is readable: from now on
@@ -194,7 +203,7 @@ class UringPoller final : public Poller {
   }
 
   int submit(Operation& op) override {
-    int rc = op.kind == OpKind::accept && multishot_accept_ ? wait_accept(op) : queue(op, true);
+    int rc = op.kind == OpKind::accept && multishot_accept_ ? wait_accept(op) : queue(op, op.tried);
     if (rc == 0 && eager_) flush_ring();
     return rc;
   }
@@ -497,7 +506,8 @@ class UringPoller final : public Poller {
   }
 
   // Queue the op's request. `first`: the op was just tried and would have
-  // blocked (a send then waits for room before trying again).
+  // blocked (a send then waits for room before trying again; an untried
+  // one, see sends_untried, is tried by the kernel at once).
   int queue(Operation& op, bool first) {
     io_uring_sqe* sqe = get_sqe();
     if (!sqe) return -EBUSY;
