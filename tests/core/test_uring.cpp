@@ -782,6 +782,10 @@ TEST_CASE("uring: a small stream send goes to the kernel untried, a large one is
   char got[8];
   REQUIRE(::recv(pair.b.fd(), got, sizeof got, 0) == 5);
   REQUIRE(std::memcmp(got, "hello", 5) == 0);
+  // Once a host watches the ring's fd, every request is submitted on its
+  // own: an untried send would save nothing, and sends are tried first.
+  REQUIRE(loop.poller().fd() >= 0);
+  CHECK_FALSE(loop.poller().sends_untried(wr));
 }
 
 TEST_CASE("uring: an untried send into a full socket waits for room and loses nothing", "[uring]") {
