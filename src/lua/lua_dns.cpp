@@ -65,16 +65,7 @@ DnsState* dns_state(lua_State* L) {
 
 // Whether L may wait: the sock thread itself, or a coroutine sock made inside
 // it (sock.cowrap, 5.1's sock.pcall). Mirrors sched_check_thread, without raising.
-bool can_wait(lua_State* L, Scheduler* S) {
-  if (!S->current) return false;
-  if (L == S->current) return true;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->nested_ref);
-  lua_pushthread(L);
-  lua_rawget(L, -2);
-  bool nested = lua_toboolean(L, -1);
-  lua_pop(L, 2);
-  return nested;
-}
+bool can_wait(lua_State* L, Scheduler* S) { return S->current && sched_can_wait(L, S); }
 
 // --- results -----------------------------------------------------------------
 
@@ -256,7 +247,7 @@ int l_lookup(lua_State* L) {
   Scheduler* S = d->sched;
   if (!can_wait(L, S)) return resolve_now(L, lk);
   sched_loop(L, S);  // (made here, where it may raise, rather than when arming)
-  if (expires >= 0 && expires <= sock::monotonic_now()) return sock_lua_fail(L, ETIMEDOUT);
+  if (sock_lua_deadline_passed(expires)) return sock_lua_fail(L, ETIMEDOUT);
   lk->expires = expires;
   lua_settop(L, 1);  // the request: all the wait keeps
   return sched_wait(L, S, &lk->head, &lookup_kind, lk, lk->fname);

@@ -141,7 +141,7 @@ static bool should_try_first(Scheduler* S, const LuaWait& w) {
   if (!S->loop) return true;
   const sock::Poller& poller = S->loop->poller();
   if (w.op.kind == sock::OpKind::send_all && poller.sends_untried(w.op))
-    return w.expires >= 0 && w.expires <= sock::monotonic_now();
+    return sock_lua_deadline_passed(w.expires);
   if (w.op.kind != sock::OpKind::recv) return true;
   return !sock_lua_recv_waits_first(poller, w.op, w.last_short, w.expires);
 }
@@ -307,6 +307,13 @@ void sock_lua_prepare(LuaWait& w, LuaSocket* ls, sock::OpKind kind, char* buf, s
   w.fast_fname = nullptr;
 }
 
+// The op's syscall, once, now: true if it finished (result in w.op).
+static bool try_once(sock::Loop& loop, LuaWait& w) {
+  if (!loop.try_op(w.op)) return false;
+  note_recv_length(w);
+  return true;
+}
+
 // The try-before-wait step of a prepared op, the same for the C API path
 // (sock_lua_run_op) and the FFI fast path: true when it finished now
 // (result in w.op), false when it must wait (w.defer set when it gives way
@@ -317,11 +324,7 @@ static bool try_before_wait(Scheduler* S, sock::Loop& loop, LuaWait& w) {
     w.defer = true;  // tried at the next turn instead of now
     return false;
   }
-  if (should_try_first(S, w) && loop.try_op(w.op)) {
-    note_recv_length(w);
-    return true;
-  }
-  return false;
+  return should_try_first(S, w) && try_once(loop, w);
 }
 
 // A caller that is not its sock thread's own (L != S->current) may wait
@@ -329,11 +332,8 @@ static bool try_before_wait(Scheduler* S, sock::Loop& loop, LuaWait& w) {
 // the op would wait, though: one whose try was skipped (should_try_first)
 // is tried now. True when that try finished it (result in w.op).
 static bool finished_in_caller(lua_State* L, Scheduler* S, sock::Loop& loop, LuaWait& w, const char* fname) {
-  if (L == S->current || sched_can_wait(L, S)) return false;
-  if (!w.defer && !w.op.tried && loop.try_op(w.op)) {
-    note_recv_length(w);
-    return true;
-  }
+  if (sched_can_wait(L, S)) return false;
+  if (!w.defer && !w.op.tried && try_once(loop, w)) return true;
   sched_check_can_wait(L, S, fname);  // raises
   return false;
 }

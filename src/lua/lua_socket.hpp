@@ -187,6 +187,10 @@ sock::Loop* sock_lua_fast_loop(Scheduler* S);
 // the caller's) as sock_lua_optexpires reads the caller's number.
 double sock_lua_fast_expires(double t);
 
+// An `expires` (as sock_lua_optexpires gives it, < 0 for none) already
+// past: a wait could not start (Loop::start answers -ETIMEDOUT).
+inline bool sock_lua_deadline_passed(double expires) { return expires >= 0 && expires <= sock::monotonic_now(); }
+
 // A stream recv that would surely find nothing now, and so waits without
 // trying first (one syscall per message saved): on a completion backend,
 // right after a recv that came back short (`last_short`: its wait looks at
@@ -197,5 +201,5 @@ double sock_lua_fast_expires(double t);
 inline bool sock_lua_recv_waits_first(const sock::Poller& poller, const sock::Operation& recv, bool last_short,
                                       double expires) {
   if (!(poller.completes_ops() ? last_short : poller.known_empty(recv))) return false;
-  return !(expires >= 0 && expires <= sock::monotonic_now());
+  return !sock_lua_deadline_passed(expires);
 }
