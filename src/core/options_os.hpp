@@ -35,7 +35,7 @@ int set_ipv4_interface_by_address(socket_t fd, const OptionInfo& option, std::st
 int set_membership4_by_address(socket_t fd, const OptionInfo& option, std::string_view group,
                                std::string_view iface);
 
-// ---- from the OS's own file (K::Seconds on POSIX: unix/option_seconds.cpp) ----------------------------------------------
+// ---- from the OS's own file (K::Seconds on POSIX: unix/option_seconds.cpp) ----
 
 // The options this OS has beyond the portable table in options.cpp. The
 // lookup and option_table() see both; within each level, these come after

@@ -3,7 +3,6 @@
 // SO_PEERCRED). See options_os.hpp.
 #include "../options_os.hpp"
 
-
 #include <cerrno>
 
 namespace sock {
@@ -52,7 +51,6 @@ const OptionInfo* os_option_table(size_t* count) {
   *count = sizeof(kBsdOptions) / sizeof(kBsdOptions[0]);
   return kBsdOptions;
 }
-
 
 // IP_MULTICAST_IF and the memberships name the interface by address only.
 int set_ipv4_interface_option(socket_t fd, const OptionInfo& option, std::string_view iface) {

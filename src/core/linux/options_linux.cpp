@@ -3,7 +3,6 @@
 // See options_os.hpp.
 #include "../options_os.hpp"
 
-
 #include <cerrno>
 
 namespace sock {
@@ -93,22 +92,23 @@ const OptionInfo* os_option_table(size_t* count) {
 }
 
 // ip_mreqn: the interface by address or by index, whichever was given.
-int set_ipv4_interface_option(socket_t fd, const OptionInfo& option, std::string_view iface) {
-  ip_mreqn req{};
+static int set_mreqn(socket_t fd, const OptionInfo& option, ip_mreqn& req, std::string_view iface) {
   unsigned index;
   if (int err = parse_interface(iface, &req.imr_address, &index)) return err;
   req.imr_ifindex = int(index);
   return set_raw_option(fd, option, &req, sizeof req);
 }
 
+int set_ipv4_interface_option(socket_t fd, const OptionInfo& option, std::string_view iface) {
+  ip_mreqn req{};
+  return set_mreqn(fd, option, req, iface);
+}
+
 int set_membership4_option(socket_t fd, const OptionInfo& option, std::string_view group,
                            std::string_view iface) {
   ip_mreqn req{};
   if (!parse_ip(AF_INET, group, &req.imr_multiaddr)) return -EINVAL;
-  unsigned index;
-  if (int err = parse_interface(iface, &req.imr_address, &index)) return err;
-  req.imr_ifindex = int(index);
-  return set_raw_option(fd, option, &req, sizeof req);
+  return set_mreqn(fd, option, req, iface);
 }
 
 int get_peer_credentials(socket_t fd, const OptionInfo& option, PeerCredentials* cred) {

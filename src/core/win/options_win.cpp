@@ -60,7 +60,6 @@ int get_seconds_option(socket_t fd, const OptionInfo& option, double* seconds) {
   return 0;
 }
 
-
 // IP_MULTICAST_IF and the memberships name the interface by address only.
 int set_ipv4_interface_option(socket_t fd, const OptionInfo& option, std::string_view iface) {
   return set_ipv4_interface_by_address(fd, option, iface);
