@@ -125,7 +125,7 @@ local function fast_recv(...)
 				and ok_expires(expires) and ok_flags(flags) then
 			local r = c_recv_fast(ud, p, n, expires or NONE, flags or 0)
 			if r >= 0 then return r end
-			if r == WAIT then return fast_wait(self, false, buf) end
+			if r == WAIT then return fast_wait(ud, false, buf) end
 			if r ~= SLOW then return nil, message(-r) end
 		end
 	end
@@ -148,7 +148,7 @@ local function fast_send(...)
 				if out[0] == 1 then return true end
 				return r
 			end
-			if r == WAIT then return fast_wait(self, true, buf) end
+			if r == WAIT then return fast_wait(ud, true, buf) end
 			if r ~= SLOW then
 				local sent = out[1]
 				if sent >= 0 then return nil, message(-r), sent end

@@ -1180,11 +1180,15 @@ static const SockFastApi fast_api = {
 #endif
 };
 
-// fast_wait(socket, is_write, data): yield for the op the fast path left
-// prepared on that side of the socket. Its arguments stay on the thread's
-// stack while it waits, keeping the socket and the data alive.
+// fast_wait(socket_userdata, is_write, data): yield for the op the fast
+// path left prepared on that side of the socket. Its arguments stay on the
+// thread's stack while it waits, keeping the socket and the data alive.
+// (The userdata rather than the socket object: sock_ffi.lua has it at hand,
+// and it is checked with one metatable compare instead of a table read too.)
 static int l_fast_wait(lua_State* L) {
-  LuaSocket* ls = sock_lua_checksocket(L, 1, "_fast_wait");
+  auto* ls = static_cast<LuaSocket*>(
+      sock_testudata(L, 1, SOCK_SOCKET, sock_type_cache.socket_mt.load(std::memory_order_relaxed)));
+  if (!ls) return sock_error(L, "bad argument #1 to '_fast_wait' (socket userdata expected)");
   LuaWait& w = lua_toboolean(L, 2) ? ls->wr : ls->rd;
   const char* fname = w.fast_fname;
   // Only right after a fast call that returned `wait`: anything else would

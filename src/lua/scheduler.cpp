@@ -33,10 +33,12 @@ static void push_thread(lua_State* L, lua_State* co) {
 constexpr int marker_at = -2, head_at = -1;
 static int yielded_count(lua_State*) { return 2; }
 constexpr bool yielded_only_markers = true;  // (light userdata, which keep nothing alive)
+static bool wait_yield_count(int nres) { return nres == 2; }  // (the marker is then at -nres)
 #else
 constexpr int marker_at = 1, head_at = 2;
 static int yielded_count(lua_State* co) { return lua_gettop(co); }
 constexpr bool yielded_only_markers = false;
+static bool wait_yield_count(int nres) { return nres >= 2; }  // (all of the stack: the marker is at -nres)
 #endif
 
 bool sched_in_wait(lua_State* co, const WaitHead* h) {
@@ -57,28 +59,55 @@ static int take_wait_slot(lua_State* L, Scheduler* S) {
   }
   try {
     S->free_wait_slots.reserve((size_t)S->wait_slots + 1);  // room for every slot to come back
+    S->slot_threads.resize((size_t)S->wait_slots + 2);      // indexed by slot (0 unused)
   } catch (const std::bad_alloc&) {
     sock_error(L, "not enough memory");
   }
   return ++S->wait_slots;
 }
 
+// Empty a slot of the waiting table (at `waiting`, a negative index) and
+// give it back.
+static void free_wait_slot(Scheduler* S, lua_State* L, int waiting, int slot) {
+  lua_pushnil(L);
+  lua_rawseti(L, waiting - 1, slot);
+  if (S->closed) return;  // (the vectors are gone)
+  S->slot_threads[slot] = nullptr;
+  S->free_wait_slots.push_back(slot);  // (reserved: never allocates)
+}
+
 // Forget h's entry in the waiting table (at `waiting`, a negative index).
 static void clear_wait_slot(Scheduler* S, lua_State* L, int waiting, WaitHead* h) {
-  lua_pushnil(L);
-  lua_rawseti(L, waiting - 1, h->slot);
-  if (!S->closed) S->free_wait_slots.push_back(h->slot);  // (reserved: never allocates)
+  free_wait_slot(S, L, waiting, h->slot);
   h->slot = 0;
   S->waiting--;
 }
 
+// Give back the slot a completion held for the thread it resumed, unless
+// the thread took it again (see Scheduler::held).
+static void release_held(Scheduler* S, lua_State* L) {
+  if (!S->held.slot) return;
+  lua_checkstack(L, 2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
+  free_wait_slot(S, L, -1, S->held.slot);
+  lua_pop(L, 1);
+  S->held.slot = 0;
+}
+
 void sched_armed(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
+  if (S->held.slot && S->held.co == co) {  // its slot still holds it: nothing to write
+    h->slot = S->held.slot;
+    S->held.slot = 0;
+    S->waiting++;
+    return;
+  }
   lua_checkstack(L, 3);
   int slot = take_wait_slot(L, S);
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->waiting_ref);
   push_thread(L, co);
   lua_rawseti(L, -2, slot);
   lua_pop(L, 1);
+  S->slot_threads[slot] = co;
   h->slot = slot;  // (only once it holds the thread)
   S->waiting++;
 }
@@ -210,6 +239,7 @@ static int wait_resumed(lua_State* L, int, lua_KContext ctx) {
       lua_rawseti(L, -2, i);
     }
     lua_rawseti(L, -2, h->slot);
+    if (!S->closed) S->slot_threads[h->slot] = nullptr;
   } else if (armed) {
     clear_wait_slot(S, L, -1, h);
   }
@@ -371,7 +401,7 @@ static int drive(Scheduler* S, lua_State* L, lua_State* co, int nargs, int ancho
     S->current = prev;
     if (status == LUA_YIELD) {
       void* marker = nres > 0 ? lua_touserdata(co, -nres) : nullptr;
-      if (marker == &sock_wait_marker && nres >= 2 && sched_in_wait(co)) {
+      if (marker == &sock_wait_marker && wait_yield_count(nres)) {  // (sched_in_wait(co), known here)
         // Arm the wait now that the thread has yielded (see sched_wait). Its
         // values stay on the thread's stack while it waits.
         WaitHead* h = static_cast<WaitHead*>(lua_touserdata(co, head_at));
@@ -439,17 +469,24 @@ void sched_complete_wait(Scheduler* S, WaitHead* h, int (*push_results)(lua_Stat
                          void (*undo)(void* ctx)) {
   lua_State* L = S->loop_L;
   int top = lua_gettop(L);
-  // The thread leaves the waiting set but stays held, on L's stack, which
-  // is also the driver's anchor slot: pushing its results may run the
-  // collector, and nothing else refers to it now.
   lua_checkstack(L, 6);
-  lua_State* co = unwait(S, L, h);  // (or the arguments of a withdrawn wait, anchored on L meanwhile)
-  int anchor = top + 1;
+  lua_State* co = h->slot && !S->closed ? S->slot_threads[h->slot] : nullptr;
   if (!co || !sched_in_wait(co, h)) {  // resumed from outside meanwhile: nobody to give results to
+    unwait(S, L, h);  // (the thread, or the withdrawn wait's arguments, stays on L until undo is done)
     if (undo) undo(ctx);
     lua_settop(L, top);
     return;
   }
+  // The thread leaves the waiting set but keeps its slot while it runs
+  // (Scheduler::held): nothing else may refer to it, and pushing its
+  // results may run the collector. If it waits again before it gives
+  // control back, as it mostly does, the new wait takes the slot over.
+  Scheduler::HeldSlot outer = S->held;  // (none: completions do not nest; kept all the same)
+  S->held = {co, h->slot};
+  h->slot = 0;
+  S->waiting--;
+  lua_pushnil(L);  // the driver's anchor slot (for a thread co transfers to)
+  int anchor = top + 1;
   int kept = yielded_count(co);
   if (yielded_only_markers) {  // nothing push_results reads: gone first, which moves no result
     lua_pop(co, kept);
@@ -460,7 +497,10 @@ void sched_complete_wait(Scheduler* S, WaitHead* h, int (*push_results)(lua_Stat
   drop_kept(co, kept, nresults);  // only now: the kept arguments held what push_results read
   note_resuming(S, h);
   int n = drive(S, L, co, nresults, anchor);
-  if (n < 0 && !handle_error(S, L, co)) {
+  bool failed = n < 0 && !handle_error(S, L, co);
+  release_held(S, L);
+  S->held = outer;
+  if (failed) {
     // Keep the error on top of loop_L and stop dispatching: sock.poll raises it.
     lua_replace(L, top + 1);
     lua_settop(L, top + 1);
@@ -588,6 +628,8 @@ static int poll_once(lua_State* L, Scheduler* S, double timeout) {
   S->loop_L = L;
   sched_new_slice(S);
   S->polled = true;
+  release_held(S, L);  // (only if an error raised out of the last turn's completion)
+  S->held = {};
   int n = loop.run_once(timeout);
   S->loop_L = saved;
   if (S->error_pending) {
@@ -907,6 +949,7 @@ static int l_sched_gc(lua_State* L) {
   S->loop.reset();
   std::vector<std::unique_ptr<sock::Loop>>().swap(S->parent_loops);
   std::vector<int>().swap(S->free_wait_slots);
+  std::vector<lua_State*>().swap(S->slot_threads);
   S->recv_scratch.reset();
   sock_type_cache_close();
   return 0;

@@ -53,6 +53,19 @@ struct Scheduler {
   // is kept at wait_slots, so giving a slot back never allocates.)
   std::vector<int> free_wait_slots;
   int wait_slots = 0;
+  // The thread each slot holds (null: none, or a withdrawn wait's
+  // arguments), so that a completion finds its thread without reading the
+  // table.
+  std::vector<lua_State*> slot_threads;
+  // The slot of the thread a completion is resuming: it keeps the thread
+  // anchored while it runs, and the thread takes it again, with no table
+  // write, if it waits once more before it gives control back (the usual
+  // case: a thread goes from one I/O wait to the next). Freed when the
+  // resume returns otherwise. See sched_complete_wait.
+  struct HeldSlot {
+    lua_State* co = nullptr;
+    int slot = 0;  // 0: none held
+  } held;
   int nested_ref = LUA_NOREF;    // weak {coroutine = true}: cowrap/pcall coroutines that may do I/O
   int hooks_ref = LUA_NOREF;     // weak {thread = function}: sock.onthreadfinish
   int error_handler_ref = LUA_NOREF;

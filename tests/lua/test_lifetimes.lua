@@ -177,6 +177,80 @@ T.plain('a suspended thread that is never resumed is collected, and its sockets 
 	T.eq(T.fd_count(), fds, 'its sockets kept their fds')
 end, T.needs_fd_count())
 
+-- A thread the loop resumes from a finished wait stays anchored while it
+-- runs, and takes its anchor over if it waits again (the scheduler's held
+-- slot); when it gives control back any other way the anchor must go.
+T.plain('a thread that suspends after its I/O completed is collected when forgotten', function()
+	local a, b = assert(sock.socketpair())
+	local weak = setmetatable({}, {__mode = 'v'})
+	local suspended = false
+	weak.co = sock.thread(function()
+		local n = a:recv(sock.buffer(16), 16, T.deadline())  -- waits: the loop resumes it
+		suspended = n == 1
+		sock.suspend()
+	end)
+	sock.thread(function() assert(b:send('x')) end)
+	sock.start(5)
+	assert(suspended, 'the recv did not complete')
+	full_gc()
+	T.eq(weak.co, nil, 'the suspended thread was not collected')
+	a:close()
+	b:close()
+end)
+
+T.plain('a thread that transfers away after its I/O completed is collected; the one it woke still waits', function()
+	local a, b = assert(sock.socketpair())
+	local c, d = assert(sock.socketpair())
+	local weak = setmetatable({}, {__mode = 'v'})
+	local transferred, got = false, nil
+	do
+		local waiter = sock.newthread(function()
+			local buf = sock.buffer(16)
+			local n = c:recv(buf, 16, T.deadline())  -- waits, in the resume the loop made for the other
+			got = n and buf:tostring(1, n)
+		end)
+		weak.waiter = waiter
+		weak.co = sock.thread(function()
+			assert(a:recv(sock.buffer(16), 16, T.deadline()))
+			transferred = true
+			sock.transfer(waiter)  -- never transferred back to
+		end)
+	end
+	sock.thread(function() assert(b:send('x')) end)
+	for _ = 1, 100 do
+		if transferred then break end
+		sock.poll(5)
+	end
+	assert(transferred, 'the recv did not complete')
+	full_gc()
+	T.eq(weak.co, nil, 'the thread that transferred away was not collected')
+	assert(weak.waiter, 'the thread waiting on I/O was collected')
+	sock.thread(function() assert(d:send('y')) end)
+	sock.start(5)
+	T.eq(got, 'y')
+	for _, s in ipairs{a, b, c, d} do s:close() end
+end)
+
+T.plain('a thread that fails after its I/O completed is collected, and its error handled', function()
+	local a, b = assert(sock.socketpair())
+	local weak = setmetatable({}, {__mode = 'v'})
+	local errors = {}
+	sock.onerror(function(err) errors[#errors + 1] = tostring(err) end)
+	weak.co = sock.thread(function()
+		assert(a:recv(sock.buffer(16), 16, T.deadline()))
+		error('failed after the recv')
+	end)
+	sock.thread(function() assert(b:send('x')) end)
+	sock.start(5)
+	sock.onerror(nil)
+	T.eq(#errors, 1)
+	assert(errors[1]:find('failed after the recv', 1, true), errors[1])
+	full_gc()
+	T.eq(weak.co, nil, 'the failed thread was not collected')
+	a:close()
+	b:close()
+end)
+
 T.plain('explicit __gc and __close calls leave a socket that refuses use, and a clean collection', function()
 	local c, s
 	sock.run(function() c, s = T.tcp_pair() end)
