@@ -1186,8 +1186,7 @@ static const SockFastApi fast_api = {
 // (The userdata rather than the socket object: sock_ffi.lua has it at hand,
 // and it is checked with one metatable compare instead of a table read too.)
 static int l_fast_wait(lua_State* L) {
-  auto* ls = static_cast<LuaSocket*>(
-      sock_testudata(L, 1, SOCK_SOCKET, sock_type_cache.socket_mt.load(std::memory_order_relaxed)));
+  LuaSocket* ls = test_socket_udata(L, 1);
   if (!ls) return sock_error(L, "bad argument #1 to '_fast_wait' (socket userdata expected)");
   LuaWait& w = lua_toboolean(L, 2) ? ls->wr : ls->rd;
   const char* fname = w.fast_fname;
