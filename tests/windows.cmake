@@ -102,6 +102,7 @@ set(SOCK_WINDOWS_TEST_TIMEOUT 600 CACHE STRING "Timeout of each Windows Lua test
 # tree, and SOCK_TEST_CERT_DIR names the directory to every test_tls and
 # test_jit_tls.
 set(tls_cert_env "")
+set(tls_root_ca OFF)
 if(SOCK_HAVE_TLS)
   find_program(SOCK_HOST_SH sh)          # (programs come from the host: the toolchain file)
   find_program(SOCK_HOST_OPENSSL openssl)
@@ -111,6 +112,22 @@ if(SOCK_HAVE_TLS)
     set_tests_properties(tls:certs PROPERTIES LABELS "tls;windows" FIXTURES_SETUP sock_tls_certs TIMEOUT 60)
     sock_windows_path(cert_dir_w ${cert_dir})
     set(tls_cert_env "SOCK_TEST_CERT_DIR=${cert_dir_w}")
+    # test_tls_system_ca: the test CA in the current user's ROOT store for
+    # the run (tests/windows/root_ca.c), only under Wine, whose store is the
+    # test prefix's: on a real Windows adding a root asks the user, and the
+    # file skips itself.
+    if(SOCK_RUN)
+      add_executable(sock_test_root_ca ${CMAKE_CURRENT_SOURCE_DIR}/windows/root_ca.c)
+      target_link_libraries(sock_test_root_ca PRIVATE crypt32)
+      sock_windows_path(ca_w ${cert_dir}/ca.pem)
+      add_test(NAME tls:root-ca:add COMMAND ${SOCK_RUN} $<TARGET_FILE:sock_test_root_ca> add ${ca_w})
+      add_test(NAME tls:root-ca:remove COMMAND ${SOCK_RUN} $<TARGET_FILE:sock_test_root_ca> remove ${ca_w})
+      set_tests_properties(tls:root-ca:add PROPERTIES LABELS "tls;windows" TIMEOUT 120
+                           FIXTURES_SETUP sock_tls_root_ca FIXTURES_REQUIRED sock_tls_certs)
+      set_tests_properties(tls:root-ca:remove PROPERTIES LABELS "tls;windows" TIMEOUT 120
+                           FIXTURES_CLEANUP sock_tls_root_ca)
+      set(tls_root_ca ON)
+    endif()
   else()
     message(WARNING "sh or openssl not found on the host: test_tls.lua has no certificates and skips (with the reason)")
   endif()
@@ -157,6 +174,10 @@ foreach(v IN LISTS SOCK_BUILT_INTERPRETERS)
     if(name MATCHES "^test_(jit_)?tls" AND tls_cert_env)
       set_property(TEST ${test_name} APPEND PROPERTY ENVIRONMENT "${tls_cert_env}")
       set_tests_properties(${test_name} PROPERTIES FIXTURES_REQUIRED sock_tls_certs)
+    endif()
+    if(name STREQUAL "test_tls_system_ca" AND tls_root_ca)
+      set_property(TEST ${test_name} APPEND PROPERTY ENVIRONMENT "SOCK_TEST_SYSTEM_CA=ROOT")
+      set_tests_properties(${test_name} PROPERTIES FIXTURES_REQUIRED "sock_tls_certs;sock_tls_root_ca")
     endif()
   endforeach()
 endforeach()

@@ -5,6 +5,7 @@
 
 #include "sock/address.hpp"  // inet_pton, inet_ntop: the core's own, the same on every platform
 #include "sock/process.hpp"  // keep_module_loaded
+#include "tls_system_ca.hpp"    // load_system_ca: the system's store, per OS
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -191,7 +192,7 @@ std::shared_ptr<Context> ContextAccess::create(const ContextOptions& o, std::str
       return fail(!o.ca_file.empty() ? "ca_file '" + o.ca_file + "'" : "ca_dir '" + o.ca_dir + "'");
   }
   if (!o.ca_pem.empty() && !add_ca_pem(ctx, o.ca_pem)) return fail("ca: no certificate in the PEM text");
-  if (!own_ca && !o.server && o.verify && SSL_CTX_set_default_verify_paths(ctx) != 1)
+  if (!own_ca && !o.server && o.verify && !load_system_ca(ctx))
     return fail("the system's CA store");
 
   if (!o.cert_file.empty() && SSL_CTX_use_certificate_chain_file(ctx, o.cert_file.c_str()) != 1)
