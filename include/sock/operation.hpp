@@ -85,7 +85,10 @@ struct Operation {
   void (*on_complete)(Operation*) = nullptr;
   void* owner = nullptr;
 
-  Timer deadline;                  // armed when the op has an `expires`
+  // Armed by start when the op has an `expires`. Until then the op's owner
+  // may use it for its own ends (the Lua binding starts an op a turn later
+  // on it), provided it is disarmed, or has fired, before start.
+  Timer deadline;
   Operation* next_ready = nullptr; // intrusive link in the loop's ready queue
 
   // Completion backends: per-op memory the kernel reads or writes until the

@@ -228,11 +228,14 @@ static bool ready_at_once(const LuaWait& w) {
 // wait_op's completion goes on at the next turn.
 static void defer_op(sock::Loop& loop, LuaWait& w) {
   w.defer = true;
-  w.defer_timer.owner = &w;
-  w.defer_timer.on_fire = deferred_op;
+  // The op's deadline timer: idle until Loop::start arms it for the op (from
+  // deferred_op, once the loop has taken this timer out of its heap).
+  sock::Timer& t = w.op.deadline;
+  t.owner = &w;
+  t.on_fire = deferred_op;
   // Due now: the next turn polls without blocking and fires it behind the
   // timers already due (the heap keeps them in order of time).
-  loop.add_timer(w.defer_timer, sock::monotonic_now());
+  loop.add_timer(t, sock::monotonic_now());
 }
 
 // WaitKind of socket ops: the thread has yielded, start the op in the loop
@@ -264,7 +267,7 @@ static int op_arm(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
 static bool op_withdraw(Scheduler* S, lua_State*, WaitHead* h) {
   LuaWait& w = *static_cast<LuaWait*>(h->self);
   if (w.defer) {  // not started: nothing to wait for
-    if (S->loop) S->loop->remove_timer(w.defer_timer);
+    if (S->loop) S->loop->remove_timer(w.op.deadline);  // (the defer's, see defer_op)
     w.defer = false;
     w.armed = false;
     return false;
@@ -505,11 +508,12 @@ static int l_gc(lua_State* L) {
   LuaSocket* ls = test_socket_udata(L, 1);
   if (!ls) return 0;
   close_socket(ls);
-  // A deferred op's timer must not outlive the record (only the state's
-  // close gets here with one armed: a waiting thread keeps its socket).
+  // A deferred op's timer (its deadline's, see defer_op) must not outlive
+  // the record (only the state's close gets here with one armed: a waiting
+  // thread keeps its socket).
   if (sock::Loop* loop = ls->sched->closed ? nullptr : ls->sched->loop.get()) {
-    loop->remove_timer(ls->rd.defer_timer);
-    loop->remove_timer(ls->wr.defer_timer);
+    loop->remove_timer(ls->rd.op.deadline);
+    loop->remove_timer(ls->wr.op.deadline);
   }
   ls->~LuaSocket();
   // Without its metatable the object is no socket any more: no method, and

@@ -35,8 +35,9 @@ struct LuaWait {
   // record meanwhile.
   bool armed = false;
   bool last_short = false;       // the last recv returned less than asked (a hint kept across calls on purpose)
-  bool defer = false;            // giving way (see sched_give_way): the op starts at the next turn, on defer_timer
-  sock::Timer defer_timer;
+  // Giving way (see sched_give_way): the op starts at the next turn, on the
+  // timer of its own deadline, which it does not use until it starts.
+  bool defer = false;
   // This call:
   double expires = -1;           // the deadline, kept for ops that re-arm (buffered reads, sendfile)
   PushResults push_results = nullptr;

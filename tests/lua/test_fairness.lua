@@ -234,6 +234,36 @@ T.test('under a connection storm timers fire, and threads of closed connections 
 	end)
 end, T.not_on_windows('the storm comes from bench/loadgen, an epoll program (Linux)') or 60)
 
+T.test('an operation that gives way keeps its deadline', function()
+	local a, b = T.tcp_pair()
+	local done, watchdog = false, sock.sleep_job()
+	sock.thread(function()  -- a lost deadline fails in 2 s, not at CTest's timeout
+		watchdog:sleep(2)
+		if not done then a:close() end
+	end)
+	local function quick(n)  -- sends that complete at once
+		for _ = 1, n do assert(a:send('x', nil, T.deadline())) end
+	end
+	-- From a fresh slice (the loop resumes the thread after sleep(0)), 16
+	-- operations read the budget's clock, a busy spell outlasts its 2 ms
+	-- slice, and the 16th operation after that reads the clock again and
+	-- gives way for a turn: the recv, which then finds nothing and waits.
+	sock.sleep(0)
+	quick(16)
+	local t_end = sock.clock() + 0.005
+	while sock.clock() < t_end do end
+	quick(15)
+	local t0 = sock.clock()
+	local n, err = a:recv(sock.buffer(1), 1, t0 + 0.05)
+	T.eq(n, nil)
+	T.eq(err, 'timeout')
+	assert(sock.clock() - t0 < 1.5, 'the deadline fired late')
+	done = true
+	watchdog:wakeup()
+	b:close()
+	a:close()
+end)
+
 T.test('sock.sleep(0) gives way to the loop once', function()
 	local other_ran = false
 	sock.thread(function()
