@@ -61,25 +61,27 @@ struct IoHandle {
 struct FileSend;
 
 struct Operation {
+  // (The small fields sit together, here and below, so that the struct has
+  // no holes: every socket holds two of them.)
   OpKind kind = OpKind::recv;
+  bool pending = false;
+  bool tried = false;  // its syscall was tried once (Loop::try_op) before it waits
+  bool eof = false;    // recv_all: the stream ended before `len` bytes
+  int cancel_code = 0; // why the op was cancelled (ETIMEDOUT, ERR_CLOSED), 0 if not
   IoHandle* handle = nullptr;
   Loop* loop = nullptr;
 
   // Inputs.
   char* buf = nullptr;
   size_t len = 0;
-  int flags = 0;                       // MSG_* flags for the syscall
   sockaddr_storage* addr = nullptr;    // sendto: destination; recvfrom/accept: source out
-  socklen_t addrlen = 0;
   FileSend* file = nullptr;            // send_file: the transfer, which keeps its own progress
+  int flags = 0;                       // MSG_* flags for the syscall
+  socklen_t addrlen = 0;
 
   // Progress and result.
   size_t done = 0;     // recv_all/send_all: bytes moved so far; connect: 1 once connect() was called
   long result = 0;     // >= 0 success value, < 0 is -code (errno or sock::ERR_*)
-  bool eof = false;    // recv_all: the stream ended before `len` bytes
-  bool pending = false;
-  bool tried = false;  // its syscall was tried once (Loop::try_op) before it waits
-  int cancel_code = 0; // why the op was cancelled (ETIMEDOUT, ERR_CLOSED), 0 if not
 
   // Completion: called from Loop::run_once once the op has finished.
   void (*on_complete)(Operation*) = nullptr;

@@ -39,9 +39,9 @@ struct LuaWait {
   // timer of its own deadline, which it does not use until it starts.
   bool defer = false;
   // This call:
+  bool tries_first = false;      // run_op (try, then wait) rather than wait_op (the caller's own syscalls)
   double expires = -1;           // the deadline, kept for ops that re-arm (buffered reads, sendfile)
   PushResults push_results = nullptr;
-  bool tries_first = false;      // run_op (try, then wait) rather than wait_op (the caller's own syscalls)
   size_t base = 0;               // recvn: bytes taken from the read-ahead buffer before the op
   ReadRequest req;               // buffered reads
   void* job = nullptr;           // sendfile: its transfer state
