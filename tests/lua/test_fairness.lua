@@ -227,8 +227,13 @@ T.test('under a connection storm timers fire, and threads of closed connections 
 		os.remove(out)
 		assert(accepted > 200, 'no storm: ' .. accepted .. ' connections accepted\n' .. report)
 		-- loadgen keeps 64 connections open at a time: the threads of closed
-		-- ones must finish, not pile up waiting for a turn of the loop.
-		assert(peak < 400, peak .. ' connection threads alive at once')
+		-- ones must finish, not pile up waiting for a turn of the loop (piled
+		-- up, they would number in the thousands: 15,000-73,000 connections
+		-- come in a second). How many are alive at the peak grows with that
+		-- rate and with how late the backend reports the peer's close: on a
+		-- fast machine (2026-12-07), 240-257 over epoll and 323-441 over
+		-- libkqueue's kqueue, which made a bound of 400 fail now and then.
+		assert(peak < 1000, peak .. ' connection threads alive at once')
 		T.eq(live, 0)
 		return worst_gap < MAX_LATE, ('a 10 ms timer went silent for %.0f ms'):format(worst_gap * 1000)
 	end)
