@@ -246,20 +246,38 @@ T.test('an operation that gives way keeps its deadline', function()
 		watchdog:sleep(2)
 		if not done then a:close() end
 	end)
-	local function quick(n)  -- sends that complete at once
-		for _ = 1, n do assert(a:send('x', nil, T.deadline())) end
+	-- Operations that complete at once on every backend: one-byte recvs from
+	-- a queue that holds more (a send from a sock thread may go through
+	-- io_uring's ring and wait for its completion, which starts a slice).
+	local one = sock.buffer(1)
+	local function quick(n)
+		for _ = 1, n do T.eq(a:recv(one, 1, T.deadline()), 1) end
 	end
 	-- From a fresh slice (the loop resumes the thread after sleep(0)), 16
 	-- operations read the budget's clock, a busy spell outlasts its 2 ms
 	-- slice, and the 16th operation after that reads the clock again and
-	-- gives way for a turn: the recv, which then finds nothing and waits.
-	sock.sleep(0)
-	quick(16)
-	local t_end = sock.clock() + 0.005
-	while sock.clock() < t_end do end
-	quick(15)
+	-- gives way for a turn: the recv.
+	local function exhaust_budget()
+		sock.sleep(0)
+		quick(16)
+		local t_end = sock.clock() + 0.005
+		while sock.clock() < t_end do end
+		quick(15)
+	end
+	-- 63 bytes: 31 quick recvs and the one that gives way, then 31 more.
+	assert(b:send(('y'):rep(63), nil, T.deadline()))
+	-- First with a byte to read, which a recv that did not give way would
+	-- return at once: a timer due now fires first only if it did.
+	exhaust_budget()
+	local turned = false
+	sock.runafter(0, function() turned = true end)
+	T.eq(a:recv(one, 1, T.deadline()), 1)
+	assert(turned, 'the recv did not give way: this test does not reach its case')
+	-- Then with nothing to read: the deferred recv starts, and must keep
+	-- its deadline.
+	exhaust_budget()
 	local t0 = sock.clock()
-	local n, err = a:recv(sock.buffer(1), 1, t0 + 0.05)
+	local n, err = a:recv(one, 1, t0 + 0.05)
 	T.eq(n, nil)
 	T.eq(err, 'timeout')
 	assert(sock.clock() - t0 < 1.5, 'the deadline fired late')

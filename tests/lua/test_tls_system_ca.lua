@@ -18,8 +18,8 @@ local cert_dir = T.tls_certs()
 local function run(opts)
 	local status, out = child.run('tls_system_ca.lua', opts, cert_dir)
 	T.eq(status, 0, 'the child failed: ' .. tostring(out))
-	local server = out:match('\nserver: ([^\n]*)') or out:match('^server: ([^\n]*)')
-	local selfsigned = out:match('\nselfsigned: ([^\n]*)')
+	local lines = '\n' .. out  -- (each result at the start of a line)
+	local server, selfsigned = lines:match('\nserver: ([^\n]*)'), lines:match('\nselfsigned: ([^\n]*)')
 	assert(server and selfsigned, 'the child said: ' .. out)
 	return server, selfsigned
 end
