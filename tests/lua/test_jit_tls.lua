@@ -8,10 +8,6 @@ local T = require'testlib'
 local sock = T.sock
 local ffi = require'ffi'
 
-if not sock._tls_available then
-	T.skip_file('built without TLS')
-end
-
 local cert_dir, dir = T.tls_certs()
 local function path(name) return cert_dir .. '/' .. name end
 local server_config = sock.tls_config{cert_file = path('server.pem'), key_file = path('server.key')}

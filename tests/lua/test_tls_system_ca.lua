@@ -9,10 +9,6 @@
 local T = require'testlib'
 local sock = T.sock
 local child = require'child'
-
-if not sock._tls_available then
-	T.skip_file('built without TLS')
-end
 local cert_dir = T.tls_certs()
 
 local function run(opts)

@@ -123,9 +123,10 @@ end
 -- a day): in SOCK_TEST_CERT_DIR when it names a directory (the Windows tests
 -- under Wine, where no sh or openssl command runs, get them from a CTest
 -- fixture on the host), else made now. Returns their directory and one of
--- this run's own for what a test writes (nil on Windows); skips the file on
--- Windows when nobody made them.
+-- this run's own for what a test writes (nil on Windows); skips the file
+-- when sock was built without TLS, and on Windows when nobody made them.
 function T.tls_certs()
+	if not sock._tls_available then T.skip_file('built without TLS') end
 	local cert_dir = os.getenv('SOCK_TEST_CERT_DIR')
 	if cert_dir == '' then cert_dir = nil end
 	local dir
