@@ -142,18 +142,16 @@ TEST_CASE("inet_ntop formats every IPv4 byte as the system does, and refuses a s
   // (IPv4 is formatted by hand: compared here with the system's inet_ntop.)
   const unsigned char samples[][4] = {{0, 0, 0, 0},     {255, 255, 255, 255}, {127, 0, 0, 1}, {10, 0, 100, 9},
                                       {1, 22, 3, 204},  {99, 100, 101, 199},  {9, 10, 11, 200}};
-  for (const auto& b : samples) {
+  auto check_same = [](const unsigned char* b) {
     char ours[INET_ADDRSTRLEN], system[INET_ADDRSTRLEN];
     REQUIRE(sock::inet_ntop(AF_INET, b, ours, sizeof ours));
     REQUIRE(::inet_ntop(AF_INET, b, system, sizeof system) != nullptr);
     CHECK(std::string(ours) == system);
-  }
+  };
+  for (const auto& b : samples) check_same(b);
   for (int v = 0; v < 256; v++) {
     const unsigned char b[4] = {(unsigned char)v, (unsigned char)(255 - v), (unsigned char)(v / 2), 7};
-    char ours[INET_ADDRSTRLEN], system[INET_ADDRSTRLEN];
-    REQUIRE(sock::inet_ntop(AF_INET, b, ours, sizeof ours));
-    REQUIRE(::inet_ntop(AF_INET, b, system, sizeof system) != nullptr);
-    CHECK(std::string(ours) == system);
+    check_same(b);
   }
   const unsigned char b[4] = {192, 168, 100, 200};  // "192.168.100.200": 15 characters and the NUL
   char exact[16], short_by_one[15];
