@@ -126,6 +126,16 @@ inline long long sock_optinteger(lua_State* L, int arg, long long def, const cha
   return lua_isnoneornil(L, arg) ? def : sock_checkinteger(L, arg, fname);
 }
 
+// A userdata without user values. (Lua 5.4's lua_newuserdata gives each one
+// user value, 16 bytes that every socket and buffer would carry unused.)
+inline void* sock_newuserdata(lua_State* L, size_t size) {
+#if LUA_VERSION_NUM >= 504
+  return lua_newuserdatauv(L, size, 0);
+#else
+  return lua_newuserdata(L, size);
+#endif
+}
+
 // Uservalue: one Lua value attached to a userdata (5.1 uses the env table,
 // which must be a table).
 inline void sock_setuservalue(lua_State* L, int idx) {

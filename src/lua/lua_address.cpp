@@ -119,7 +119,7 @@ void push_name_or_number(lua_State* L, const char* name, int value) {
 // ---- object constructors ------------------------------------------------------
 
 LuaAi* push_ai(lua_State* L, std::shared_ptr<SharedList> owner, const addrinfo* node) {
-  void* mem = lua_newuserdata(L, sizeof(LuaAi));
+  void* mem = sock_newuserdata(L, sizeof(LuaAi));
   auto* ai = new (mem) LuaAi();
   luaL_setmetatable(L, kAiMeta);
   ai->owner = std::move(owner);
@@ -128,7 +128,7 @@ LuaAi* push_ai(lua_State* L, std::shared_ptr<SharedList> owner, const addrinfo* 
 }
 
 void push_ip(lua_State* L, int family, const void* bytes) {
-  void* mem = lua_newuserdata(L, sizeof(LuaIp));
+  void* mem = sock_newuserdata(L, sizeof(LuaIp));
   auto* ip = new (mem) LuaIp();
   ip->family = family;
   std::memcpy(ip->bytes, bytes, family == AF_INET ? 4 : 16);
@@ -519,7 +519,7 @@ void sock_lua_push_addrlist(lua_State* L, sock::AddrList& list) {
 }
 
 void sock_lua_push_sa(lua_State* L, const sockaddr* sa, socklen_t len) {
-  void* mem = lua_newuserdata(L, sizeof(LuaSa));
+  void* mem = sock_newuserdata(L, sizeof(LuaSa));
   auto* obj = new (mem) LuaSa();
   obj->addr = sock::SockAddr(sa, len);
   luaL_setmetatable(L, kSaMeta);

@@ -51,7 +51,7 @@ char* sock_lua_checkbuffer(lua_State* L, int idx, bool writable, size_t* cap, co
 
 ByteBuffer* sock_lua_newbuffer(lua_State* L, size_t size, const char* init) {
   size_t bytes = offsetof(ByteBuffer, data) + (size ? size : 1);
-  ByteBuffer* b = static_cast<ByteBuffer*>(lua_newuserdata(L, bytes));
+  ByteBuffer* b = static_cast<ByteBuffer*>(sock_newuserdata(L, bytes));
   b->size = size;
   if (init)
     std::memcpy(b->data, init, size);

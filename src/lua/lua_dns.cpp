@@ -326,7 +326,7 @@ void sock_lua_dns_push_request(lua_State* L, const char* host, const char* servi
                                int family, int protocol, int flags, const char* fname) {
   DnsState* d = dns_state(L);
   lua_pushlightuserdata(L, &lookup_marker);
-  void* mem = lua_newuserdata(L, sizeof(Lookup));
+  void* mem = sock_newuserdata(L, sizeof(Lookup));
   auto* lk = new (mem) Lookup();
   luaL_setmetatable(L, kLookupMeta);
   lk->dns = d;
@@ -344,7 +344,7 @@ void sock_lua_dns_push_request(lua_State* L, const char* host, const char* servi
 void sock_lua_open_dns(lua_State* L, int sched_idx) {
   sched_idx = lua_absindex(L, sched_idx);
   int module = lua_gettop(L);
-  auto* d = static_cast<DnsState*>(lua_newuserdata(L, sizeof(DnsState)));
+  auto* d = static_cast<DnsState*>(sock_newuserdata(L, sizeof(DnsState)));
   new (d) DnsState();
   d->sched = static_cast<Scheduler*>(lua_touserdata(L, sched_idx));
   lua_newtable(L);

@@ -175,7 +175,7 @@ int l_sendfile(lua_State* L) {
     return 3;
   }
 
-  Job* job = static_cast<Job*>(lua_newuserdata(L, sizeof(Job)));
+  Job* job = static_cast<Job*>(sock_newuserdata(L, sizeof(Job)));
   new (job) Job();
   luaL_setmetatable(L, kJobMeta);
   job->ls = ls;

@@ -368,7 +368,7 @@ static const char* object_meta_key(int socktype) {
 // socket userdata (which closes the fd when it is collected).
 static LuaSocket* new_socket(lua_State* L, Scheduler* S, int socktype) {
   lua_createtable(L, 0, 1);
-  LuaSocket* ls = static_cast<LuaSocket*>(lua_newuserdata(L, sizeof(LuaSocket)));
+  LuaSocket* ls = static_cast<LuaSocket*>(sock_newuserdata(L, sizeof(LuaSocket)));
   new (ls) LuaSocket();
   ls->sched = S;
   luaL_setmetatable(L, SOCK_SOCKET);

@@ -197,7 +197,7 @@ static int l_context(lua_State* L) {
     lua_pushstring(L, err.c_str());
     return 2;
   }
-  LuaContext* lc = new (lua_newuserdata(L, sizeof(LuaContext))) LuaContext();
+  LuaContext* lc = new (sock_newuserdata(L, sizeof(LuaContext))) LuaContext();
   lc->ctx = std::move(ctx);
   luaL_setmetatable(L, CONTEXT_MT);
   return 1;

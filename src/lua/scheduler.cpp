@@ -814,7 +814,7 @@ static SleepJob* check_job(lua_State* L, const char* fname) {
 
 static int l_sleep_job(lua_State* L) {
   Scheduler* S = sched_of(L);
-  SleepJob* job = static_cast<SleepJob*>(lua_newuserdata(L, sizeof(SleepJob)));
+  SleepJob* job = static_cast<SleepJob*>(sock_newuserdata(L, sizeof(SleepJob)));
   new (job) SleepJob{};
   job->sched = S;
   job->timer.owner = job;
@@ -967,7 +967,7 @@ static int new_weak_table(lua_State* L, const char* mode) {
 }
 
 Scheduler* sched_create(lua_State* L) {
-  Scheduler* S = static_cast<Scheduler*>(lua_newuserdata(L, sizeof(Scheduler)));
+  Scheduler* S = static_cast<Scheduler*>(sock_newuserdata(L, sizeof(Scheduler)));
   new (S) Scheduler{};
   lua_newtable(L);
   lua_pushcfunction(L, l_sched_gc);
