@@ -42,20 +42,22 @@ inline bool is_read_side(OpKind k) {
 
 // What a backend keeps per fd. One reader and one writer may wait at a time,
 // which is what full-duplex use (reads in one thread, writes in another) needs.
+// (Its fields are ordered to leave no holes where a socket_t is an int:
+// every socket holds one.)
 struct IoHandle {
   socket_t fd = invalid_socket;
+  uint32_t backend_state = 0;  // backend bookkeeping, e.g. "registered with epoll"
   Operation* reader = nullptr;
   Operation* writer = nullptr;
-  uint32_t backend_state = 0;  // backend bookkeeping, e.g. "registered with epoll"
-  bool stream = false;         // a byte stream (SOCK_STREAM): a short recv means the queue ran dry
-  bool rd_empty = false;       // readiness backends: see Poller::known_empty
-  bool rd_final = false;       // readiness backends: the peer's end, an error or urgent data was reported
   // Completion backends: requests the kernel still holds for this handle's
   // ops (at most one per op). While it is non-zero the kernel may still write
   // into the ops, their buffers and this handle, so none of them may be freed;
   // it drops to 0 once every op has been passed to Loop::complete, or once
   // the Loop (and with it the backend) has been destroyed.
   uint32_t inflight = 0;
+  bool stream = false;         // a byte stream (SOCK_STREAM): a short recv means the queue ran dry
+  bool rd_empty = false;       // readiness backends: see Poller::known_empty
+  bool rd_final = false;       // readiness backends: the peer's end, an error or urgent data was reported
 };
 
 struct FileSend;
