@@ -82,7 +82,7 @@ struct Operation {
   socklen_t addrlen = 0;
 
   // Progress and result.
-  size_t done = 0;     // recv_all/send_all: bytes moved so far; connect: 1 once connect() was called
+  size_t done = 0;     // recv_all/send_all: bytes moved so far (a caller may start above 0); connect: 1 once connect() was called
   long result = 0;     // >= 0 success value, < 0 is -code (errno or sock::ERR_*)
 
   // Completion: called from Loop::run_once once the op has finished.

@@ -1,8 +1,8 @@
 // Buffered reads: s:read([max]), s:readn(n), s:readline(), s:readuntil(delim
 // [, max]), each with `expires` last, and s:setmaxline([n]).
 //
-// All of them work on the socket's read-ahead buffer (LuaSocket::pending,
-// from pending_pos on), which recv/recvn drain first, so mixing the two
+// All of them work on the socket's read-ahead buffer (LuaSocket::pending, a
+// ReadAhead), which recv/recvn drain first, so mixing the two
 // families never loses or reorders a byte. What a call does not consume stays
 // in the buffer for the next one; a line longer than the limit ('too_long')
 // and a timeout leave the buffer as it was.
@@ -65,18 +65,9 @@ struct Outcome {
 
 size_t sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
 
-size_t available(const LuaSocket* ls) { return ls->pending.size() - ls->pending_pos; }
-const char* buffered(const LuaSocket* ls) { return ls->pending.data() + ls->pending_pos; }
-
-void consume(LuaSocket* ls, size_t n) {
-  ls->pending_pos += n;
-  if (ls->pending_pos < ls->pending.size()) return;
-  if (ls->pending.capacity() > kKeepCapacity)
-    std::string().swap(ls->pending);  // an idle connection keeps no big buffer
-  else
-    ls->pending.clear();
-  ls->pending_pos = 0;
-}
+size_t available(const LuaSocket* ls) { return sock_lua_read_ahead_size(ls); }
+const char* buffered(const LuaSocket* ls) { return sock_lua_read_ahead_data(ls); }
+void consume(LuaSocket* ls, size_t n) { sock_lua_consume_read_ahead(ls, n); }
 
 Outcome check(const LuaSocket* ls, const Req& r) {
   size_t a = available(ls);
@@ -132,12 +123,14 @@ long fill(LuaSocket* ls) {
   if (!sock::Loop::try_now(rd)) return -EAGAIN;
   long n = rd.result;
   if (n <= 0) return n;
-  if (ls->pending_pos > 0) {  // drop what was consumed before growing
-    ls->pending.erase(0, ls->pending_pos);
-    ls->pending_pos = 0;
-  }
   try {
-    ls->pending.append(rd.buf, (size_t)n);
+    if (!ls->pending) ls->pending = std::make_unique<ReadAhead>();
+    ReadAhead& ra = *ls->pending;
+    if (ra.pos > 0) {  // drop what was consumed before growing
+      ra.bytes.erase(0, ra.pos);
+      ra.pos = 0;
+    }
+    ra.bytes.append(rd.buf, (size_t)n);
   } catch (const std::exception&) {
     return -ENOMEM;
   }
@@ -192,7 +185,7 @@ int push_completion(lua_State* co, void* ctx) {
 
 void bufread_ready(sock::Operation* op) {
   LuaWait& w = *static_cast<LuaWait*>(op->owner);
-  LuaSocket* ls = w.socket;
+  LuaSocket* ls = w.socket();
   Completion c{ls, w.req, Outcome{St::error}};
   if (op->result < 0) {
     c.out = {St::error, 0, 0, (int)-op->result};
@@ -210,7 +203,7 @@ void bufread_ready(sock::Operation* op) {
 
 // A wait that could not start (the deadline has passed, say).
 int push_wait_failure(lua_State* co, LuaWait& w) {
-  return push_outcome(co, w.socket, w.req, Outcome{St::error, 0, 0, (int)-w.op.result});
+  return push_outcome(co, w.socket(), w.req, Outcome{St::error, 0, 0, (int)-w.op.result});
 }
 
 // The common body: serve from the buffer and the socket, wait if need be.
@@ -391,6 +384,19 @@ int l_check_stream_args(lua_State* L) {
 }
 
 }  // namespace
+
+void sock_lua_consume_read_ahead(LuaSocket* ls, size_t n) {
+  if (!ls->pending) return;  // (nothing to drop)
+  ReadAhead& ra = *ls->pending;
+  ra.pos += n;
+  if (ra.pos < ra.bytes.size()) return;
+  if (ra.bytes.capacity() > kKeepCapacity)
+    ls->pending.reset();  // an idle connection keeps no big buffer
+  else {
+    ra.bytes.clear();
+    ra.pos = 0;
+  }
+}
 
 void sock_lua_open_bufread(lua_State* L, int sched_idx) {
   static const luaL_Reg methods[] = {{"read", l_read},           {"readn", l_readn},

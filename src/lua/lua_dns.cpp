@@ -189,7 +189,7 @@ Lookup* check_lookup(lua_State* L, int idx) {
 // WaitKind of lookups: the thread has yielded; hand the lookup to the
 // resolver's workers, or resolve it here when none can be had.
 int lookup_arm(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
-  Lookup* lk = static_cast<Lookup*>(h->self);
+  Lookup* lk = sched_record<Lookup>(h);
   DnsState* d = lk->dns;
   sock::Loop* loop = sched_loop_here(S);
   if (!loop || !ensure_resolver(d)) return resolve_now(co, lk);
@@ -227,7 +227,7 @@ int lookup_arm(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
 }
 
 bool lookup_withdraw(Scheduler* S, lua_State*, WaitHead* h) {
-  Lookup* lk = static_cast<Lookup*>(h->self);
+  Lookup* lk = sched_record<Lookup>(h);
   lk->armed = false;
   if (S->loop) S->loop->remove_timer(lk->deadline);
   if (lk->dns->resolver && lk->job) lk->dns->resolver->cancel(lk->job);
@@ -250,7 +250,7 @@ int l_lookup(lua_State* L) {
   if (sock_lua_deadline_passed(expires)) return sock_lua_fail(L, ETIMEDOUT);
   lk->expires = expires;
   lua_settop(L, 1);  // the request: all the wait keeps
-  return sched_wait(L, S, &lk->head, &lookup_kind, lk, lk->fname);
+  return sched_wait(L, S, &lk->head, &lookup_kind, lk->fname);
 }
 
 int l_lookup_gc(lua_State* L) {

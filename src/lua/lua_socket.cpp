@@ -159,17 +159,19 @@ static int push_wait_results(lua_State* co, void* ctx) {
 // outside the loop): give back what it took, so that nothing is lost.
 static void undo_op(void* ctx) {
   LuaWait& w = *static_cast<LuaWait*>(ctx);
-  LuaSocket* ls = w.socket;
+  LuaSocket* ls = w.socket();
   switch (w.op.kind) {
     case sock::OpKind::recv:
     case sock::OpKind::recv_all: {
       // The bytes go back in front of the read-ahead buffer, with those
-      // recvn had taken from it: they are all in the buffer the kernel was
-      // given, which the withdrawn wait still keeps alive.
-      size_t got = w.base + (w.op.kind == sock::OpKind::recv ? (w.op.result > 0 ? (size_t)w.op.result : 0) : w.op.done);
+      // recvn had taken from it (the op's first `done`): they are all in
+      // the buffer the kernel was given, which the withdrawn wait still
+      // keeps alive.
+      size_t got = w.op.kind == sock::OpKind::recv ? (w.op.result > 0 ? (size_t)w.op.result : 0) : w.op.done;
       if (!got || (w.op.flags & MSG_PEEK)) return;
       try {
-        ls->pending.insert(ls->pending_pos, w.op.buf - w.base, got);
+        if (!ls->pending) ls->pending = std::make_unique<ReadAhead>();
+        ls->pending->bytes.insert(ls->pending->pos, w.op.buf, got);
       } catch (const std::exception&) {
       }
       return;
@@ -194,7 +196,7 @@ static void deferred_op(sock::Timer* t) {
   LuaWait& w = *static_cast<LuaWait*>(t->owner);
   w.defer = false;
   sock::Loop* loop = sched_loop_here(w.head.sched);
-  if (!loop || !w.socket->s.is_open()) {  // closed meanwhile
+  if (!loop || !w.socket()->s.is_open()) {  // closed meanwhile
     w.op.result = -sock::ERR_CLOSED;
     w.op.on_complete(&w.op);
     return;
@@ -241,7 +243,7 @@ static void defer_op(sock::Loop& loop, LuaWait& w) {
 // WaitKind of socket ops: the thread has yielded, start the op in the loop
 // (or, when it gives way, at the next turn).
 static int op_arm(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
-  LuaWait& w = *static_cast<LuaWait*>(h->self);
+  LuaWait& w = *sched_record<LuaWait>(h);
   sock::Loop* loop = sched_loop_here(S);
   if (loop && w.defer) {
     defer_op(*loop, w);
@@ -265,7 +267,7 @@ static int op_arm(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
 }
 
 static bool op_withdraw(Scheduler* S, lua_State*, WaitHead* h) {
-  LuaWait& w = *static_cast<LuaWait*>(h->self);
+  LuaWait& w = *sched_record<LuaWait>(h);
   if (w.defer) {  // not started: nothing to wait for
     if (S->loop) S->loop->remove_timer(w.op.deadline);  // (the defer's, see defer_op)
     w.defer = false;
@@ -299,15 +301,13 @@ void sock_lua_prepare(LuaWait& w, LuaSocket* ls, sock::OpKind kind, char* buf, s
   w.op.prepare(kind, &ls->s.io, buf, len, flags, addr, addrlen);
   w.op.owner = &w;
   w.op.on_complete = wait_completed;
-  w.socket = ls;
   w.expires = expires;
   w.push_results = push_results;
   w.defer = false;
   w.tries_first = false;
-  w.base = 0;
   w.req = ReadRequest{};
   w.job = nullptr;
-  w.fast_fname = nullptr;
+  w.fast_prepared = false;
 }
 
 // The op's syscall, once, now: true if it finished (result in w.op).
@@ -347,7 +347,7 @@ int sock_lua_run_op(lua_State* L, LuaSocket* ls, LuaWait& w, const char* fname) 
   if (try_before_wait(S, loop, w)) return w.push_results(L, w);
   // (recv and send check whether they may wait only now)
   if (finished_in_caller(L, S, loop, w, fname)) return w.push_results(L, w);
-  return sched_wait(L, S, &w.head, &op_kind, &w, fname);
+  return sched_wait(L, S, &w.head, &op_kind, fname);
 }
 
 int sock_lua_wait_op(lua_State* L, LuaSocket* ls, LuaWait& w, void (*on_complete)(sock::Operation*),
@@ -356,7 +356,7 @@ int sock_lua_wait_op(lua_State* L, LuaSocket* ls, LuaWait& w, void (*on_complete
   sched_loop(L, S);  // (made here, where it may raise, rather than when arming)
   w.op.on_complete = on_complete;
   w.tries_first = false;
-  return sched_wait(L, S, &w.head, &op_kind, &w, fname);
+  return sched_wait(L, S, &w.head, &op_kind, fname);
 }
 
 // The registry key of the metatable of a socket type's objects.
@@ -382,8 +382,7 @@ static LuaSocket* new_socket(lua_State* L, Scheduler* S, int socktype) {
 static int close_socket(LuaSocket* ls) {
   if (!ls->s.is_open()) return 0;
   Scheduler* S = ls->sched;
-  std::string().swap(ls->pending);  // buffered reads: unread bytes go with the fd
-  ls->pending_pos = 0;
+  ls->pending.reset();  // buffered reads: unread bytes go with the fd
   if (sock::Loop* loop = sched_loop_here(S)) return loop->close_fd(ls->s.io);
   return ls->s.close();
 }
@@ -784,7 +783,7 @@ static SocketAddresses& addresses(LuaSocket* ls) {
 
 static int push_accepted(lua_State* co, LuaWait& w) {
   if (w.op.result < 0) return sock_lua_fail(co, (int)-w.op.result);
-  LuaSocket* listener = w.socket;
+  LuaSocket* listener = w.socket();
   sock::socket_t fd = (sock::socket_t)w.op.result;
   LuaSocket* ls = new_socket(co, listener->sched, listener->s.type);
   ls->s.adopt(fd, listener->s.family, listener->s.type, listener->s.protocol);
@@ -942,15 +941,11 @@ static char* recv_target(lua_State* L, size_t* maxlen, const char* fname) {
 
 // Bytes already read ahead by the buffered-read methods are handed out first.
 static size_t drain_pending(LuaSocket* ls, char* p, size_t maxlen) {
-  size_t avail = ls->pending.size() - ls->pending_pos;
+  size_t avail = sock_lua_read_ahead_size(ls);
   if (!avail) return 0;
   size_t n = avail < maxlen ? avail : maxlen;
-  std::memcpy(p, ls->pending.data() + ls->pending_pos, n);
-  ls->pending_pos += n;
-  if (ls->pending_pos == ls->pending.size()) {
-    ls->pending.clear();
-    ls->pending_pos = 0;
-  }
+  std::memcpy(p, sock_lua_read_ahead_data(ls), n);
+  sock_lua_consume_read_ahead(ls, n);
   return n;
 }
 
@@ -993,7 +988,7 @@ static int l_recv(lua_State* L) {
 }
 
 static int push_recvn(lua_State* co, LuaWait& w) {
-  long long got = (long long)(w.base + w.op.done);  // from the read-ahead buffer, then the op
+  long long got = (long long)w.op.done;  // from the read-ahead buffer, then the op
   if (w.op.result < 0 || w.op.eof) {
     sock_lua_fail(co, w.op.result < 0 ? (int)-w.op.result : sock::ERR_EOF);
     sock_pushinteger(co, got);
@@ -1022,8 +1017,8 @@ static int l_recvn(lua_State* L) {
     return 1;
   }
   LuaWait& w = ls->rd;
-  sock_lua_prepare(w, ls, sock::OpKind::recv_all, p + got, len - got, 0, expires, push_recvn);
-  w.base = got;
+  sock_lua_prepare(w, ls, sock::OpKind::recv_all, p, len, 0, expires, push_recvn);
+  w.op.done = got;  // the bytes the read-ahead buffer gave: the op receives the rest
   return sock_lua_run_op(L, ls, w, "recvn");
 }
 
@@ -1133,7 +1128,8 @@ double sock_lua_fast_expires(double t) { return t != t ? -1 : normalize_expires(
 
 static double fast_run(LuaSocket* ls, sock::Loop& loop, LuaWait& w, const char* fname) {
   if (try_before_wait(ls->sched, loop, w)) return (double)w.op.result;
-  w.fast_fname = fname;
+  w.fast_prepared = true;
+  w.head.fname = fname;
   return kSockFastWait;
 }
 
@@ -1193,14 +1189,14 @@ static int l_fast_wait(lua_State* L) {
   LuaSocket* ls = test_socket_udata(L, 1);
   if (!ls) return sock_error(L, "bad argument #1 to '_fast_wait' (socket userdata expected)");
   LuaWait& w = lua_toboolean(L, 2) ? ls->wr : ls->rd;
-  const char* fname = w.fast_fname;
   // Only right after a fast call that returned `wait`: anything else would
   // wait for an op nobody prepared, or one whose buffer is gone.
-  if (!fname || sock_lua_busy(w)) return sock_error(L, "_fast_wait: no operation is waiting to start");
-  w.fast_fname = nullptr;
+  if (!w.fast_prepared || sock_lua_busy(w)) return sock_error(L, "_fast_wait: no operation is waiting to start");
+  w.fast_prepared = false;
+  const char* fname = w.head.fname;
   Scheduler* S = ls->sched;
   if (finished_in_caller(L, S, sched_loop(L, S), w, fname)) return w.push_results(L, w);
-  return sched_wait(L, S, &w.head, &op_kind, &w, fname);
+  return sched_wait(L, S, &w.head, &op_kind, fname);
 }
 
 // sock._fast_api() -> api (light userdata: a SockFastApi*), fast_wait, the

@@ -4,8 +4,10 @@
 
 #include "sock/platform.hpp"
 
+#include <cstddef>
 #include <memory>
 #include <string>
+#include <type_traits>
 
 #include "lua/scheduler.hpp"
 #include "sock/clock.hpp"
@@ -29,7 +31,6 @@ struct ReadRequest {
 struct LuaWait {
   WaitHead head;  // first: this is a wait record (see scheduler.hpp)
   sock::Operation op;
-  struct LuaSocket* socket = nullptr;  // the socket this record belongs to
   // From arming until the completion callback has run (op.pending alone ends
   // earlier, when the loop queues the callback): no other call may use the
   // record meanwhile.
@@ -40,14 +41,17 @@ struct LuaWait {
   bool defer = false;
   // This call:
   bool tries_first = false;      // run_op (try, then wait) rather than wait_op (the caller's own syscalls)
+  // The FFI fast path (LuaJIT): the op was prepared and tried by it and must
+  // now wait; `head.fname` names the call until its wait function yields.
+  bool fast_prepared = false;
+  bool write_side = false;       // LuaSocket::wr rather than ::rd (set once, by LuaSocket)
+
+  // The socket this record belongs to.
+  struct LuaSocket* socket() const;
   double expires = -1;           // the deadline, kept for ops that re-arm (buffered reads, sendfile)
   PushResults push_results = nullptr;
-  size_t base = 0;               // recvn: bytes taken from the read-ahead buffer before the op
   ReadRequest req;               // buffered reads
   void* job = nullptr;           // sendfile: its transfer state
-  // The FFI fast path (LuaJIT): the op was prepared and tried by it and must
-  // now wait; the name of the call, until its wait function yields.
-  const char* fast_fname = nullptr;
 };
 
 // Whether a call may use the record now.
@@ -61,6 +65,12 @@ struct SocketAddresses {
   sockaddr_storage wr{};  // sendto: destination
 };
 
+// What LuaSocket::pending points to: bytes[pos..] are unread.
+struct ReadAhead {
+  std::string bytes;
+  size_t pos = 0;
+};
+
 // An inet or inet6 address, small enough to keep in every accepted socket.
 union CompactAddr {
   sockaddr sa;
@@ -69,6 +79,7 @@ union CompactAddr {
 };
 
 struct LuaSocket {
+  LuaSocket() { wr.write_side = true; }
   sock::Socket s;
   Scheduler* sched = nullptr;
   LuaWait rd, wr;
@@ -78,10 +89,39 @@ struct LuaSocket {
   CompactAddr peer{}, local{};
   bool fields_pending = false;  // (the object's fields, stored on first access)
   bool bound = false;
-  // Buffered reads (s:read/readline/...): bytes received but not yet consumed.
-  std::string pending;
-  size_t pending_pos = 0;
+  // Buffered reads (s:read/readline/...): bytes received but not yet
+  // consumed. Made by the first buffered read that receives, so that the
+  // many sockets that never read ahead pay a pointer, not a buffer.
+  std::unique_ptr<ReadAhead> pending;
 };
+
+// (offsetof on a class that is not standard-layout, as LuaSocket with its
+// unique_ptrs is, is conditionally supported: GCC, Clang and MSVC give the
+// member's offset for a class without virtual bases.)
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+#endif
+inline LuaSocket* LuaWait::socket() const {
+  static_assert(!std::is_polymorphic_v<LuaSocket>);
+  size_t at = write_side ? offsetof(LuaSocket, wr) : offsetof(LuaSocket, rd);
+  return reinterpret_cast<LuaSocket*>(reinterpret_cast<char*>(const_cast<LuaWait*>(this)) - at);
+}
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+// The read-ahead bytes not consumed yet, and where they start.
+inline size_t sock_lua_read_ahead_size(const LuaSocket* ls) {
+  return ls->pending ? ls->pending->bytes.size() - ls->pending->pos : 0;
+}
+inline const char* sock_lua_read_ahead_data(const LuaSocket* ls) {
+  return ls->pending ? ls->pending->bytes.data() + ls->pending->pos : "";  // (never null: memchr takes it)
+}
+
+// Drop the first n read-ahead bytes (n <= sock_lua_read_ahead_size). Once
+// none are left, a large buffer is freed: an idle connection keeps none.
+void sock_lua_consume_read_ahead(LuaSocket* ls, size_t n);
 
 extern const char* const SOCK_SOCKET;
 

@@ -491,10 +491,9 @@ static Need fill(TlsJob& j) {
     return kFinished;
   }
   check_io_thread(j);
-  if (size_t avail = ls->pending.size() - ls->pending_pos) {
-    s->session->feed(ls->pending.data() + ls->pending_pos, avail);
-    std::string().swap(ls->pending);
-    ls->pending_pos = 0;
+  if (size_t avail = sock_lua_read_ahead_size(ls)) {
+    s->session->feed(sock_lua_read_ahead_data(ls), avail);
+    ls->pending.reset();
     return kFinished;
   }
   Scheduler* S = ls->sched;
@@ -797,7 +796,7 @@ static LuaWait* run_job(TlsJob& j, double expires) {
 // afresh.
 static int wait_job(lua_State* L, LuaWait& w) {
   TlsJob& j = *static_cast<TlsJob*>(w.job);
-  LuaSocket* ls = w.socket;
+  LuaSocket* ls = w.socket();
   if (j.shape != TlsJob::Shape::step && L != ls->sched->current) sched_check_can_wait(L, ls->sched, j.fname);
   return sock_lua_wait_op(L, ls, w, tls_ready, j.fname);
 }
@@ -937,7 +936,8 @@ static double fast_io(void* sp, char* buf, size_t len, double expires, TlsJob::S
   s->fast_left = LuaSession::FastLeft::none;
   LuaWait* w = run_job(j, sock_lua_fast_expires(expires));
   if (w) {
-    w->fast_fname = static_cast<TlsJob*>(w->job)->fname;  // (the parked job)
+    w->fast_prepared = true;
+    w->head.fname = static_cast<TlsJob*>(w->job)->fname;  // (the parked job's)
     s->fast_left = w == &s->ls->rd ? LuaSession::FastLeft::wait_rd : LuaSession::FastLeft::wait_wr;
     return kSockFastWait;
   }
@@ -971,8 +971,8 @@ int sock_lua_tls_fast_finish(lua_State* L) {
     int k = left == LuaSession::FastLeft::wait_rd ? 0 : 1;
     LuaWait& w = k == 0 ? s->ls->rd : s->ls->wr;
     // Only the record the fast call prepared, still as it left it.
-    if (w.fast_fname && !sock_lua_busy(w) && w.job == &s->jobs[k]) {
-      w.fast_fname = nullptr;
+    if (w.fast_prepared && !sock_lua_busy(w) && w.job == &s->jobs[k]) {
+      w.fast_prepared = false;
       return wait_job(L, w);
     }
   }

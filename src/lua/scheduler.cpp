@@ -258,13 +258,12 @@ static bool can_yield(lua_State* L) {
 #endif
 }
 
-int sched_wait(lua_State* L, Scheduler* S, WaitHead* h, const WaitKind* kind, void* self, const char* fname) {
+int sched_wait(lua_State* L, Scheduler* S, WaitHead* h, const WaitKind* kind, const char* fname) {
   if (!can_yield(L))
     sock_error(L, "%s: cannot wait here: the call is inside a C function or a plain pcall that cannot yield "
                   "(use sock.pcall, or move the call out of the callback)", fname);
   h->sched = S;
   h->kind = kind;
-  h->self = self;
   h->fname = fname;
   // Yield the marker and the head. Nothing is armed before the yield
   // succeeds. The call's arguments must stay alive until its results are
@@ -788,7 +787,7 @@ static void sleep_fired(sock::Timer* t) {
 }
 
 static int sleep_arm(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
-  SleepJob* job = static_cast<SleepJob*>(h->self);
+  SleepJob* job = sched_record<SleepJob>(h);
   sock::Loop* loop = sched_loop_here(S);
   if (!loop) return 0;  // (cannot happen: the call made the loop) wake at once
   loop->add_timer(job->timer, job->when);
@@ -798,7 +797,7 @@ static int sleep_arm(Scheduler* S, lua_State* L, lua_State* co, WaitHead* h) {
 }
 
 static bool sleep_withdraw(Scheduler* S, lua_State*, WaitHead* h) {
-  SleepJob* job = static_cast<SleepJob*>(h->self);
+  SleepJob* job = sched_record<SleepJob>(h);
   job->armed = false;
   if (S->loop) S->loop->remove_timer(job->timer);
   return false;
@@ -837,7 +836,7 @@ static int job_sleep_until_at(lua_State* L, SleepJob* job, double when, const ch
   if (std::isinf(when) && when > 0) when = 1e300;  // forever: only wakeup() ends it
   sched_loop(L, S);  // (made here, where it may raise, rather than when arming)
   job->when = when;
-  return sched_wait(L, S, &job->head, &sleep_kind, job, fname);
+  return sched_wait(L, S, &job->head, &sleep_kind, fname);
 }
 
 static int l_job_sleep_until(lua_State* L) {

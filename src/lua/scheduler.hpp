@@ -15,7 +15,9 @@
 // resumer or to another thread; the driver (drive()) acts on them.
 #pragma once
 
+#include <cstddef>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "lua/compat.hpp"
@@ -105,11 +107,27 @@ struct WaitKind {
 struct WaitHead {
   Scheduler* sched = nullptr;
   const WaitKind* kind = nullptr;
-  void* self = nullptr;          // the record that contains this head
   const char* fname = nullptr;   // the waiting function, for messages
   int frame_args = 0;            // 5.3+: the call's arguments, left in its frame below what it yields
   int slot = 0;                  // while armed: its key in the waiting table (0: not in it)
 };
+
+// The wait record whose first member is the head `h` (see sched_wait).
+// (offsetof on a record that is not standard-layout, one holding a
+// unique_ptr say, is conditionally supported: GCC, Clang and MSVC give the
+// member's offset for a class without virtual bases, as here.)
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+#endif
+template <class Record>
+Record* sched_record(WaitHead* h) {
+  static_assert(!std::is_polymorphic_v<Record> && offsetof(Record, head) == 0, "a wait record starts with its WaitHead");
+  return reinterpret_cast<Record*>(h);
+}
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 
 // Markers a thread yields as its first value.
 extern char sock_wait_marker, sock_suspend_marker, sock_transfer_marker;
@@ -185,12 +203,13 @@ void sched_check_in_thread(lua_State* L, Scheduler* S, const char* fname);  // S
 bool sched_can_wait(lua_State* L, Scheduler* S);  // L is the running sock thread, or sock made L
 void sched_check_can_wait(lua_State* L, Scheduler* S, const char* fname);   // L is it, or sock made L
 
-// Yield the current thread to wait on the record `h` (of kind `kind`).
-// Use as `return sched_wait(L, S, h, kind, self, fname);` from a C function
+// Yield the current thread to wait on the record whose head is `h` (of
+// kind `kind`; the head is the record's first member, see sched_record).
+// Use as `return sched_wait(L, S, h, kind, fname);` from a C function
 // whose own arguments are all that the wait needs kept alive: they stay on
 // the thread's stack until the results are pushed. Raises, with nothing
 // armed, when L cannot yield here.
-int sched_wait(lua_State* L, Scheduler* S, WaitHead* h, const WaitKind* kind, void* self, const char* fname);
+int sched_wait(lua_State* L, Scheduler* S, WaitHead* h, const WaitKind* kind, const char* fname);
 
 // Called by WaitKind::arm once the wait is armed: anchors `co` under `h`
 // until the wait completes.

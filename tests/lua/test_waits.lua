@@ -130,6 +130,30 @@ if has_continuations then
 		s:close()
 	end)
 
+	T.test('a withdrawn recvn gives back the read-ahead bytes it took, in front of what came after', function()
+		local c, s = T.tcp_pair()
+		assert(c:send('ab\ncd'))
+		T.eq(s:readline(T.deadline()), 'ab')  -- 'cd' stays read ahead (it came with the line)
+		T.eq(s:buffered(), 2)
+		local co = sock.thread(function()
+			return s:recvn(sock.buffer(6), 6, T.deadline())  -- takes 'cd', waits for 4 more
+		end)
+		T.eq(s:buffered(), 0)
+		local ok, res = coroutine.resume(co)
+		T.eq(ok, false)
+		assert(tostring(res):find('recvn: this thread was resumed from outside the sock loop', 1, true), res)
+		assert(c:send('efgh'))
+		local deadline = T.deadline(2)
+		local got, err
+		repeat
+			got, err = s:readn(6, deadline)
+			if err == 'busy' then sock.sleep(0) end
+		until err ~= 'busy'
+		T.eq(got, 'cdefgh')
+		c:close()
+		s:close()
+	end)
+
 	T.test('an accept resumed from outside the loop leaves no connection behind', function()
 		local l, port = T.listener()
 		local co = sock.thread(function() return l:accept(T.deadline()) end)
