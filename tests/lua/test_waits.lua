@@ -107,25 +107,38 @@ end)
 -- resumed that way has dropped what its wait kept alive, and the docs say
 -- never to do it.)
 if has_continuations then
+	-- Resume co, waiting in `fname`, from outside the loop: the call raises.
+	local function resume_from_outside(co, fname)
+		local ok, res = coroutine.resume(co, 'bogus')
+		T.eq(ok, false)
+		assert(tostring(res):find(fname .. ': this thread was resumed from outside the sock loop', 1, true), res)
+	end
+
+	-- f() once a withdrawn wait has let go of its socket: calls on it get
+	-- 'busy' until the withdrawal has completed.
+	local function after_withdrawal(f)
+		local r, err
+		repeat
+			r, err = f()
+			if err == 'busy' then sock.sleep(0) end
+		until err ~= 'busy'
+		return r, err
+	end
+	local function readn_after_withdrawal(s, n)
+		local deadline = T.deadline(2)
+		return after_withdrawal(function() return s:readn(n, deadline) end)
+	end
+
 	T.test('a thread resumed from outside the loop while it waits gets an error; its wait is withdrawn', function()
 		local c, s = T.tcp_pair()
 		local co = sock.thread(function()
 			return s:recv(sock.buffer(8), 8, T.deadline())
 		end)
-		local ok, res = coroutine.resume(co, 'bogus')
-		T.eq(ok, false)
-		assert(tostring(res):find('recv: this thread was resumed from outside the sock loop', 1, true), res)
+		resume_from_outside(co, 'recv')
 		assert(c:send('data'))
 		-- Nothing is lost: whether the withdrawn recv took the bytes (io_uring
-		-- may complete it before its cancel) or not, the next read has them,
-		-- once the withdrawal has completed (the socket is busy until then).
-		local deadline = T.deadline(2)
-		local got, err
-		repeat
-			got, err = s:readn(4, deadline)
-			if err == 'busy' then sock.sleep(0) end
-		until err ~= 'busy'
-		T.eq(got, 'data')
+		-- may complete it before its cancel) or not, the next read has them.
+		T.eq(readn_after_withdrawal(s, 4), 'data')
 		c:close()
 		s:close()
 	end)
@@ -139,17 +152,9 @@ if has_continuations then
 			return s:recvn(sock.buffer(6), 6, T.deadline())  -- takes 'cd', waits for 4 more
 		end)
 		T.eq(s:buffered(), 0)
-		local ok, res = coroutine.resume(co)
-		T.eq(ok, false)
-		assert(tostring(res):find('recvn: this thread was resumed from outside the sock loop', 1, true), res)
+		resume_from_outside(co, 'recvn')
 		assert(c:send('efgh'))
-		local deadline = T.deadline(2)
-		local got, err
-		repeat
-			got, err = s:readn(6, deadline)
-			if err == 'busy' then sock.sleep(0) end
-		until err ~= 'busy'
-		T.eq(got, 'cdefgh')
+		T.eq(readn_after_withdrawal(s, 6), 'cdefgh')
 		c:close()
 		s:close()
 	end)
@@ -157,19 +162,14 @@ if has_continuations then
 	T.test('an accept resumed from outside the loop leaves no connection behind', function()
 		local l, port = T.listener()
 		local co = sock.thread(function() return l:accept(T.deadline()) end)
-		local ok = coroutine.resume(co)
-		T.eq(ok, false)
+		resume_from_outside(co, 'accept')
 		local c = assert(sock.tcp())
 		assert(c:connect('127.0.0.1', port, T.deadline()))
 		-- The connection is accepted by the withdrawn accept (io_uring) or
 		-- waits in the backlog (epoll); either way the next accept, or the
 		-- close of the listener, takes care of it, and no fd is left open.
 		local deadline = T.deadline(2)
-		local s, err
-		repeat
-			s, err = l:accept(deadline)
-			if err == 'busy' then sock.sleep(0) end
-		until err ~= 'busy'
+		local s = after_withdrawal(function() return l:accept(deadline) end)
 		if s then s:close() end
 		c:close()
 		l:close()
