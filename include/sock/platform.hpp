@@ -93,8 +93,9 @@ struct PlatformOpState {
   INT addrlen = 0;                 // WSARecvFrom's in-out address length
   SOCKET accept_socket = INVALID_SOCKET;  // AcceptEx: the connection's socket, made beforehand
   bool in_flight = false;
-  // AcceptEx: local and remote address, each sizeof(sockaddr_storage) + 16.
-  char accept_addresses[2 * (sizeof(sockaddr_storage) + 16)];
+  // (AcceptEx's address buffer is the poller's, lent through
+  // Operation::backend_data while the accept is in flight: only listeners
+  // accept, and every socket holds two of these.)
 };
 #else
 struct PlatformOpState {};

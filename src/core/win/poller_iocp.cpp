@@ -28,6 +28,8 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <new>
+#include <vector>
 
 #include "sock/file_send.hpp"
 #include "sock/loop.hpp"
@@ -43,6 +45,15 @@ namespace {
 constexpr uint32_t skips_success = 1;
 
 constexpr ULONG max_request = ULONG(INT_MAX);  // Winsock counts bytes in an int
+
+// Where AcceptEx writes the local and remote address, each in a slot of
+// sizeof(sockaddr_storage) + 16 bytes. One is lent to an accept op (through
+// Operation::backend_data) from its request's start until its completion
+// has been read.
+constexpr DWORD accept_address_slot = sizeof(sockaddr_storage) + 16;
+struct AcceptBuffer {
+  char bytes[2 * accept_address_slot];
+};
 
 ULONG request_len(const Operation& op) {
   size_t left = op.len - op.done;
@@ -120,9 +131,9 @@ bool finished(Operation& op, DWORD bytes, int err) {
       }
       sockaddr *local = nullptr, *remote = nullptr;
       INT local_len = 0, remote_len = 0;
-      const DWORD slot = sizeof(sockaddr_storage) + 16;
-      winsock_extensions().get_accept_ex_sockaddrs(r.accept_addresses, 0, slot, slot, &local, &local_len, &remote,
-                                                   &remote_len);
+      winsock_extensions().get_accept_ex_sockaddrs(static_cast<AcceptBuffer*>(op.backend_data)->bytes, 0,
+                                                   accept_address_slot, accept_address_slot, &local, &local_len,
+                                                   &remote, &remote_len);
       op.addrlen = 0;
       if (op.addr && remote && remote_len > 0 && (size_t)remote_len <= sizeof(sockaddr_storage)) {
         std::memcpy(op.addr, remote, (size_t)remote_len);
@@ -164,9 +175,13 @@ class IocpPoller final : public Poller {
   }
 
   ~IocpPoller() override {
-    if (!port_) return;
-    drain();
-    CloseHandle(port_);
+    if (port_) {
+      drain();
+      CloseHandle(port_);
+    }
+    // (A buffer still lent, to a request the drain gave up on, is left to
+    // the kernel: it may still write into it.)
+    for (AcceptBuffer* b : free_accept_buffers_) delete b;
   }
 
   const char* name() const override { return "iocp"; }
@@ -284,9 +299,12 @@ class IocpPoller final : public Poller {
   void on_completion(Operation& op, DWORD bytes, int err) {
     if (!op.pending) {  // cannot happen through Loop; never reissue it
       drop_accept_socket(op);
+      return_accept_buffer(op);
       return;
     }
-    if (!finished(op, bytes, err)) {
+    bool done = finished(op, bytes, err);
+    return_accept_buffer(op);  // (read by finished; a new request takes another)
+    if (!done) {
       if (op.cancel_code) {  // withdrawn meanwhile: stop here, keeping the progress made
         drop_accept_socket(op);
         op.result = -ECANCELED;
@@ -297,6 +315,28 @@ class IocpPoller final : public Poller {
       }
     }
     loop->complete(op);
+  }
+
+  // Lend an accept op its AcceptEx buffer, and take it back once the
+  // request is over (no-op for other ops). False when there is no memory.
+  bool lend_accept_buffer(Operation& op) {
+    if (!free_accept_buffers_.empty()) {
+      op.backend_data = free_accept_buffers_.back();
+      free_accept_buffers_.pop_back();
+      return true;
+    }
+    op.backend_data = new (std::nothrow) AcceptBuffer;
+    return op.backend_data != nullptr;
+  }
+  void return_accept_buffer(Operation& op) {
+    if (op.kind != OpKind::accept || !op.backend_data) return;
+    auto* b = static_cast<AcceptBuffer*>(op.backend_data);
+    op.backend_data = nullptr;
+    try {
+      free_accept_buffers_.push_back(b);
+    } catch (const std::bad_alloc&) {
+      delete b;
+    }
   }
 
   static void drop_accept_socket(Operation& op) {
@@ -327,7 +367,9 @@ class IocpPoller final : public Poller {
           end_request(op.platform);
           break;
       }
-      if (finished(op, bytes, err)) return 1;
+      bool done = finished(op, bytes, err);
+      return_accept_buffer(op);
+      if (done) return 1;
       if (op.cancel_code) {
         drop_accept_socket(op);
         op.result = -ECANCELED;
@@ -357,6 +399,11 @@ class IocpPoller final : public Poller {
       r.accept_socket = open_socket(family, SOCK_STREAM, 0);
       if (r.accept_socket == INVALID_SOCKET) {
         err = last_socket_error();
+        return Started::not_started;
+      }
+      if (!lend_accept_buffer(op)) {
+        drop_accept_socket(op);
+        err = ENOMEM;
         return Started::not_started;
       }
     } else if (op.kind == OpKind::connect) {
@@ -405,8 +452,8 @@ class IocpPoller final : public Poller {
                        &r.overlapped, nullptr);
         break;
       case OpKind::accept: {
-        const DWORD slot = sizeof(sockaddr_storage) + 16;
-        ok = ext.accept_ex(fd, r.accept_socket, r.accept_addresses, 0, slot, slot, &bytes, &r.overlapped);
+        ok = ext.accept_ex(fd, r.accept_socket, static_cast<AcceptBuffer*>(op.backend_data)->bytes, 0,
+                           accept_address_slot, accept_address_slot, &bytes, &r.overlapped);
         rc = ok ? 0 : SOCKET_ERROR;
         break;
       }
@@ -515,6 +562,7 @@ class IocpPoller final : public Poller {
         auto* r = reinterpret_cast<PlatformOpState*>(entries[i].lpOverlapped);
         end_request(*r);
         drop_accept_socket(*r->op);  // (accepted just before the cancel: nobody takes it)
+        return_accept_buffer(*r->op);
       }
     }
   }
@@ -523,6 +571,7 @@ class IocpPoller final : public Poller {
   uint32_t id_ = 0;
   PlatformOpState* head_ = nullptr;  // requests in flight
   size_t inflight_ = 0;
+  std::vector<AcceptBuffer*> free_accept_buffers_;  // (the lent ones are in their ops)
 };
 
 }  // namespace
