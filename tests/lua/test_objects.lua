@@ -74,4 +74,40 @@ T.test('accepted sockets carry their addresses as fields', function()
 	s:close()
 end)
 
+-- Issue 4 gives an idle connection 2 KiB for its socket and its thread;
+-- Lua 5.4's share of it was 2,041 bytes in December 2026 (docs/benchmarks.md),
+-- after it had crept up unnoticed. Lua's own count of a socket object's
+-- memory (its table and userdata) is the same in every run of a build, so a
+-- few more bytes in the socket make this fail, and whoever adds them must
+-- weigh them against that budget (and raise the bound here if they fit).
+-- The bounds are the sizes of 2026-12-07, for 64-bit builds.
+local socket_object_bytes = T.windows and {
+	['Lua 5.1'] = 960, ['Lua 5.2'] = 952, ['Lua 5.3'] = 944, ['Lua 5.4'] = 930, LuaJIT = 979,
+} or {
+	['Lua 5.1'] = 760, ['Lua 5.2'] = 752, ['Lua 5.3'] = 744, ['Lua 5.4'] = 730, LuaJIT = 775,
+}
+
+T.test('a socket object takes no more memory than it did (issue 4: 2 KiB per idle connection)', function()
+	local n = 200
+	local keep = {}
+	for i = 1, 2 * n do keep[i] = false end  -- (its array made before counting)
+	local first = {sock.socketpair()}  -- anything made on first use, made now
+	local function bytes()
+		collectgarbage()
+		collectgarbage()
+		return collectgarbage('count') * 1024
+	end
+	local before = bytes()
+	for i = 1, n do keep[2 * i - 1], keep[2 * i] = assert(sock.socketpair()) end
+	local per_object = (bytes() - before) / (2 * n)
+	local bound = assert(socket_object_bytes[rawget(_G, 'jit') and 'LuaJIT' or _VERSION], _VERSION)
+	assert(per_object <= bound + 4, ('a socket object takes %.1f bytes of Lua memory, more than the %d it took')
+		:format(per_object, bound))
+	assert(per_object > bound - 64, ('a socket object takes %.1f bytes, far below the bound of %d: lower it')
+		:format(per_object, bound))
+	for i = 1, 2 * n do keep[i]:close() end
+	first[1]:close()
+	first[2]:close()
+end)
+
 T.done()
