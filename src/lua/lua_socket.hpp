@@ -31,6 +31,7 @@ struct ReadRequest {
 struct LuaWait {
   WaitHead head;  // first: this is a wait record (see scheduler.hpp)
   sock::Operation op;
+  bool write_side = false;       // LuaSocket::wr rather than ::rd (set once, by LuaSocket)
   // From arming until the completion callback has run (op.pending alone ends
   // earlier, when the loop queues the callback): no other call may use the
   // record meanwhile.
@@ -44,14 +45,13 @@ struct LuaWait {
   // The FFI fast path (LuaJIT): the op was prepared and tried by it and must
   // now wait; `head.fname` names the call until its wait function yields.
   bool fast_prepared = false;
-  bool write_side = false;       // LuaSocket::wr rather than ::rd (set once, by LuaSocket)
-
-  // The socket this record belongs to.
-  struct LuaSocket* socket() const;
   double expires = -1;           // the deadline, kept for ops that re-arm (buffered reads, sendfile)
   PushResults push_results = nullptr;
   ReadRequest req;               // buffered reads
-  void* job = nullptr;           // sendfile: its transfer state
+  void* job = nullptr;           // sendfile, TLS: its transfer state
+
+  // The socket this record belongs to (the one whose rd or wr it is).
+  struct LuaSocket* socket() const;
 };
 
 // Whether a call may use the record now.
