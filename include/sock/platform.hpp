@@ -79,23 +79,22 @@ inline int last_socket_error() { return errno; }
 // flight and must not allocate. Nothing on POSIX, where io_uring's per-op
 // memory comes from its pool (Operation::backend_data). On Windows the IOCP
 // backend's request: the OVERLAPPED the kernel writes, the buffer descriptor
-// and flags it reads, AcceptEx's pre-created socket and address block, and
-// the links of the poller's list of requests in flight.
+// (WSASend's documentation wants it valid until the request completes) and
+// what is written back on completion (flags, an address's length), and the
+// links of the poller's list of requests in flight. Every socket holds two
+// of these, so nothing else is here: the op is found from the OVERLAPPED's
+// address, and AcceptEx's socket and address block are lent by the poller
+// (Operation::backend_data) while an accept is in flight, since only
+// listeners accept.
 #if defined(_WIN32)
-struct Operation;
 struct PlatformOpState {
   OVERLAPPED overlapped;           // first: a completion's OVERLAPPED* is this struct's address
-  Operation* op = nullptr;         // whose request this is
   PlatformOpState* prev = nullptr; // the poller's list of requests in flight
   PlatformOpState* next = nullptr;
   WSABUF wsabuf{};
   DWORD flags = 0;                 // WSARecv/WSARecvFrom's in-out flags
   INT addrlen = 0;                 // WSARecvFrom's in-out address length
-  SOCKET accept_socket = INVALID_SOCKET;  // AcceptEx: the connection's socket, made beforehand
   bool in_flight = false;
-  // (AcceptEx's address buffer is the poller's, lent through
-  // Operation::backend_data while the accept is in flight: only listeners
-  // accept, and every socket holds two of these.)
 };
 #else
 struct PlatformOpState {};

@@ -27,8 +27,10 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstddef>
 #include <cstring>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include "sock/file_send.hpp"
@@ -46,14 +48,22 @@ constexpr uint32_t skips_success = 1;
 
 constexpr ULONG max_request = ULONG(INT_MAX);  // Winsock counts bytes in an int
 
-// Where AcceptEx writes the local and remote address, each in a slot of
-// sizeof(sockaddr_storage) + 16 bytes. One is lent to an accept op (through
-// Operation::backend_data) from its request's start until its completion
-// has been read.
+// What an AcceptEx needs besides its OVERLAPPED: the socket it accepts
+// into, made beforehand, and where it writes the local and remote address,
+// each in a slot of sizeof(sockaddr_storage) + 16 bytes. One is lent to an
+// accept op (through Operation::backend_data) from its request's start
+// until its completion has been read.
 constexpr DWORD accept_address_slot = sizeof(sockaddr_storage) + 16;
 struct AcceptBuffer {
+  SOCKET socket = INVALID_SOCKET;
   char bytes[2 * accept_address_slot];
 };
+
+// The op whose request's state is `r` (its Operation::platform).
+Operation& op_of(PlatformOpState& r) {
+  static_assert(std::is_standard_layout_v<Operation>, "offsetof(Operation, platform) is defined");
+  return *reinterpret_cast<Operation*>(reinterpret_cast<char*>(&r) - offsetof(Operation, platform));
+}
 
 ULONG request_len(const Operation& op) {
   size_t left = op.len - op.done;
@@ -117,8 +127,9 @@ bool finished(Operation& op, DWORD bytes, int err) {
       return true;
     case OpKind::accept: {
       SOCKET listener = op.handle->fd;
-      SOCKET s = r.accept_socket;
-      r.accept_socket = INVALID_SOCKET;
+      auto& accepting = *static_cast<AcceptBuffer*>(op.backend_data);
+      SOCKET s = accepting.socket;
+      accepting.socket = INVALID_SOCKET;  // (this op's now, to close or to hand out)
       if (!err && setsockopt(s, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, (const char*)&listener, sizeof listener) ==
                       SOCKET_ERROR)
         err = last_socket_error();
@@ -131,9 +142,8 @@ bool finished(Operation& op, DWORD bytes, int err) {
       }
       sockaddr *local = nullptr, *remote = nullptr;
       INT local_len = 0, remote_len = 0;
-      winsock_extensions().get_accept_ex_sockaddrs(static_cast<AcceptBuffer*>(op.backend_data)->bytes, 0,
-                                                   accept_address_slot, accept_address_slot, &local, &local_len,
-                                                   &remote, &remote_len);
+      winsock_extensions().get_accept_ex_sockaddrs(accepting.bytes, 0, accept_address_slot, accept_address_slot,
+                                                   &local, &local_len, &remote, &remote_len);
       op.addrlen = 0;
       if (op.addr && remote && remote_len > 0 && (size_t)remote_len <= sizeof(sockaddr_storage)) {
         std::memcpy(op.addr, remote, (size_t)remote_len);
@@ -230,7 +240,7 @@ class IocpPoller final : public Poller {
     for (ULONG i = 0; i < n; i++) {
       if (!entries[i].lpOverlapped) continue;  // (nothing posts these)
       auto* r = reinterpret_cast<PlatformOpState*>(entries[i].lpOverlapped);
-      Operation& op = *r->op;
+      Operation& op = op_of(*r);
       end_request(*r);
       int err = status_of(op, entries[i].dwNumberOfBytesTransferred);
       on_completion(op, entries[i].dwNumberOfBytesTransferred, err);
@@ -263,7 +273,6 @@ class IocpPoller final : public Poller {
   void begin_request(Operation& op) {
     PlatformOpState& r = op.platform;
     std::memset(&r.overlapped, 0, sizeof r.overlapped);
-    r.op = &op;
     r.in_flight = true;
     r.prev = nullptr;
     r.next = head_;
@@ -281,7 +290,8 @@ class IocpPoller final : public Poller {
     else head_ = r.next;
     if (r.next) r.next->prev = r.prev;
     r.prev = r.next = nullptr;
-    if (r.op->handle->inflight) r.op->handle->inflight--;
+    IoHandle& h = *op_of(r).handle;
+    if (h.inflight) h.inflight--;
     inflight_--;
   }
 
@@ -298,7 +308,6 @@ class IocpPoller final : public Poller {
 
   void on_completion(Operation& op, DWORD bytes, int err) {
     if (!op.pending) {  // cannot happen through Loop; never reissue it
-      drop_accept_socket(op);
       return_accept_buffer(op);
       return;
     }
@@ -306,7 +315,6 @@ class IocpPoller final : public Poller {
     return_accept_buffer(op);  // (read by finished; a new request takes another)
     if (!done) {
       if (op.cancel_code) {  // withdrawn meanwhile: stop here, keeping the progress made
-        drop_accept_socket(op);
         op.result = -ECANCELED;
       } else {
         int rc = issue(op);
@@ -317,32 +325,40 @@ class IocpPoller final : public Poller {
     loop->complete(op);
   }
 
-  // Lend an accept op its AcceptEx buffer, and take it back once the
-  // request is over (no-op for other ops). False when there is no memory.
-  bool lend_accept_buffer(Operation& op) {
+  // Lend an accept op its AcceptBuffer, with a socket of the listener's
+  // family to accept into. 0 or an errno value.
+  int lend_accept_buffer(Operation& op) {
+    AcceptBuffer* b = nullptr;
     if (!free_accept_buffers_.empty()) {
-      op.backend_data = free_accept_buffers_.back();
+      b = free_accept_buffers_.back();
       free_accept_buffers_.pop_back();
-      return true;
+    } else {
+      b = new (std::nothrow) AcceptBuffer;
+      if (!b) return ENOMEM;
     }
-    op.backend_data = new (std::nothrow) AcceptBuffer;
-    return op.backend_data != nullptr;
+    op.backend_data = b;
+    b->socket = open_socket(listener_family(op.handle->fd), SOCK_STREAM, 0);
+    if (b->socket != INVALID_SOCKET) return 0;
+    int err = last_socket_error();
+    return_accept_buffer(op);
+    return err;
   }
+
+  // Take an accept op's AcceptBuffer back once its request is over (no-op
+  // for other ops), closing the socket it accepted into if nobody took it
+  // (a connection accepted just before a cancel, an error).
   void return_accept_buffer(Operation& op) {
     if (op.kind != OpKind::accept || !op.backend_data) return;
     auto* b = static_cast<AcceptBuffer*>(op.backend_data);
     op.backend_data = nullptr;
+    if (b->socket != INVALID_SOCKET) {
+      closesocket(b->socket);
+      b->socket = INVALID_SOCKET;
+    }
     try {
       free_accept_buffers_.push_back(b);
     } catch (const std::bad_alloc&) {
       delete b;
-    }
-  }
-
-  static void drop_accept_socket(Operation& op) {
-    if (op.platform.accept_socket != INVALID_SOCKET) {
-      closesocket(op.platform.accept_socket);
-      op.platform.accept_socket = INVALID_SOCKET;
     }
   }
 
@@ -371,7 +387,6 @@ class IocpPoller final : public Poller {
       return_accept_buffer(op);
       if (done) return 1;
       if (op.cancel_code) {
-        drop_accept_socket(op);
         op.result = -ECANCELED;
         return 1;
       }
@@ -395,17 +410,8 @@ class IocpPoller final : public Poller {
     // Prepared before the request is counted in flight, so that a failure
     // to prepare leaves nothing behind.
     if (op.kind == OpKind::accept) {
-      int family = listener_family(fd);
-      r.accept_socket = open_socket(family, SOCK_STREAM, 0);
-      if (r.accept_socket == INVALID_SOCKET) {
-        err = last_socket_error();
-        return Started::not_started;
-      }
-      if (!lend_accept_buffer(op)) {
-        drop_accept_socket(op);
-        err = ENOMEM;
-        return Started::not_started;
-      }
+      err = lend_accept_buffer(op);
+      if (err) return Started::not_started;
     } else if (op.kind == OpKind::connect) {
       err = op.addr ? bind_if_unbound(fd, op.addr->ss_family) : EINVAL;
       if (err) return Started::not_started;
@@ -452,7 +458,8 @@ class IocpPoller final : public Poller {
                        &r.overlapped, nullptr);
         break;
       case OpKind::accept: {
-        ok = ext.accept_ex(fd, r.accept_socket, static_cast<AcceptBuffer*>(op.backend_data)->bytes, 0,
+        auto& accepting = *static_cast<AcceptBuffer*>(op.backend_data);
+        ok = ext.accept_ex(fd, accepting.socket, accepting.bytes, 0,
                            accept_address_slot, accept_address_slot, &bytes, &r.overlapped);
         rc = ok ? 0 : SOCKET_ERROR;
         break;
@@ -548,7 +555,7 @@ class IocpPoller final : public Poller {
   // Withdraw every request and wait for their completions, finishing no op.
   void drain() {
     for (PlatformOpState* r = head_; r; r = r->next)
-      if (r->op->handle->fd != INVALID_SOCKET) CancelIoEx((HANDLE)r->op->handle->fd, &r->overlapped);
+      if (op_of(*r).handle->fd != INVALID_SOCKET) CancelIoEx((HANDLE)op_of(*r).handle->fd, &r->overlapped);
     int idle_rounds = 0;
     while (inflight_ > 0 && idle_rounds < 20) {
       OVERLAPPED_ENTRY entries[64];
@@ -561,8 +568,7 @@ class IocpPoller final : public Poller {
         if (!entries[i].lpOverlapped) continue;
         auto* r = reinterpret_cast<PlatformOpState*>(entries[i].lpOverlapped);
         end_request(*r);
-        drop_accept_socket(*r->op);  // (accepted just before the cancel: nobody takes it)
-        return_accept_buffer(*r->op);
+        return_accept_buffer(op_of(*r));  // (closes a socket accepted just before the cancel)
       }
     }
   }
