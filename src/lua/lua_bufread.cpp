@@ -65,13 +65,10 @@ struct Outcome {
 
 size_t sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
 
-size_t available(const LuaSocket* ls) { return sock_lua_read_ahead_size(ls); }
-const char* buffered(const LuaSocket* ls) { return sock_lua_read_ahead_data(ls); }
-void consume(LuaSocket* ls, size_t n) { sock_lua_consume_read_ahead(ls, n); }
 
 Outcome check(const LuaSocket* ls, const Req& r) {
-  size_t a = available(ls);
-  const char* p = buffered(ls);
+  size_t a = sock_lua_read_ahead_size(ls);
+  const char* p = sock_lua_read_ahead_data(ls);
   switch (r.mode) {
     case kRead:
       if (!a) return {St::need_more};
@@ -124,8 +121,7 @@ long fill(LuaSocket* ls) {
   long n = rd.result;
   if (n <= 0) return n;
   try {
-    if (!ls->pending) ls->pending = std::make_unique<ReadAhead>();
-    ReadAhead& ra = *ls->pending;
+    ReadAhead& ra = sock_lua_make_read_ahead(ls);
     if (ra.pos > 0) {  // drop what was consumed before growing
       ra.bytes.erase(0, ra.pos);
       ra.pos = 0;
@@ -155,8 +151,8 @@ Outcome advance(LuaSocket* ls, const Req& r) {
 int push_outcome(lua_State* L, LuaSocket* ls, const Req& r, const Outcome& o) {
   switch (o.st) {
     case St::done:
-      lua_pushlstring(L, buffered(ls), o.take);
-      consume(ls, o.consume);
+      lua_pushlstring(L, sock_lua_read_ahead_data(ls), o.take);
+      sock_lua_consume_read_ahead(ls, o.consume);
       return 1;
     case St::too_long:
       return sock_lua_fail(L, sock::ERR_TOO_LONG);
@@ -164,8 +160,8 @@ int push_outcome(lua_State* L, LuaSocket* ls, const Req& r, const Outcome& o) {
       sock_lua_fail(L, sock::ERR_EOF);
       if (r.mode == kRead) return 2;
       // What arrived before the end (maybe nothing) is the third value.
-      lua_pushlstring(L, buffered(ls), available(ls));
-      consume(ls, available(ls));
+      lua_pushlstring(L, sock_lua_read_ahead_data(ls), sock_lua_read_ahead_size(ls));
+      sock_lua_consume_read_ahead(ls, sock_lua_read_ahead_size(ls));
       return 3;
     default:
       return sock_lua_fail(L, o.err ? o.err : EINVAL);
@@ -317,7 +313,7 @@ int l_setmaxline(lua_State* L) {
 // s:buffered() -> bytes read ahead and not consumed yet
 int l_buffered(lua_State* L) {
   LuaSocket* ls = sock_lua_checksocket(L, 1, "buffered");
-  sock_pushinteger(L, (long long)available(ls));
+  sock_pushinteger(L, (long long)sock_lua_read_ahead_size(ls));
   return 1;
 }
 

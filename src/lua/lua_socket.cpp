@@ -170,8 +170,8 @@ static void undo_op(void* ctx) {
       size_t got = w.op.kind == sock::OpKind::recv ? (w.op.result > 0 ? (size_t)w.op.result : 0) : w.op.done;
       if (!got || (w.op.flags & MSG_PEEK)) return;
       try {
-        if (!ls->pending) ls->pending = std::make_unique<ReadAhead>();
-        ls->pending->bytes.insert(ls->pending->pos, w.op.buf, got);
+        ReadAhead& ra = sock_lua_make_read_ahead(ls);
+        ra.bytes.insert(ra.pos, w.op.buf, got);
       } catch (const std::exception&) {
       }
       return;

@@ -119,6 +119,12 @@ inline const char* sock_lua_read_ahead_data(const LuaSocket* ls) {
   return ls->pending ? ls->pending->bytes.data() + ls->pending->pos : "";  // (never null: memchr takes it)
 }
 
+// The socket's read-ahead buffer, made if it has none. Throws bad_alloc.
+inline ReadAhead& sock_lua_make_read_ahead(LuaSocket* ls) {
+  if (!ls->pending) ls->pending = std::make_unique<ReadAhead>();
+  return *ls->pending;
+}
+
 // Drop the first n read-ahead bytes (n <= sock_lua_read_ahead_size). Once
 // none are left, a large buffer is freed: an idle connection keeps none.
 void sock_lua_consume_read_ahead(LuaSocket* ls, size_t n);

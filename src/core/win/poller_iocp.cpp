@@ -554,8 +554,10 @@ class IocpPoller final : public Poller {
 
   // Withdraw every request and wait for their completions, finishing no op.
   void drain() {
-    for (PlatformOpState* r = head_; r; r = r->next)
-      if (op_of(*r).handle->fd != INVALID_SOCKET) CancelIoEx((HANDLE)op_of(*r).handle->fd, &r->overlapped);
+    for (PlatformOpState* r = head_; r; r = r->next) {
+      SOCKET fd = op_of(*r).handle->fd;
+      if (fd != INVALID_SOCKET) CancelIoEx((HANDLE)fd, &r->overlapped);
+    }
     int idle_rounds = 0;
     while (inflight_ > 0 && idle_rounds < 20) {
       OVERLAPPED_ENTRY entries[64];
